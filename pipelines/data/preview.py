@@ -1,0 +1,97 @@
+"""Top-down previews of occupancy: colourised by class, shaded by height, with the ego path.
+
+Image axes: up = ego +x (forward), left = ego +y (left), 2 px per voxel by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from pipelines.data.occ3d import FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
+
+BACKGROUND = np.array([24, 24, 28], np.uint8)
+
+
+def topdown_rgb(semantics: np.ndarray) -> np.ndarray:
+    """[200, 200, 16] labels -> [200, 200, 3] uint8 image (row 0 = far ahead, column 0 = far left).
+
+    Each column shows its highest occupied voxel, darker when lower, so height reads at a glance.
+    """
+    occ = semantics != FREE
+    nz = semantics.shape[2]
+    top = nz - 1 - np.argmax(occ[:, :, ::-1], axis=2)  # index of highest occupied voxel
+    has = occ.any(axis=2)
+    label = np.take_along_axis(semantics, top[..., None], axis=2)[..., 0]
+    rgb = PALETTE[np.minimum(label, len(PALETTE) - 1)].astype(np.float32)
+    shade = 0.55 + 0.45 * (top.astype(np.float32) / (nz - 1))
+    rgb = np.where(has[..., None], rgb * shade[..., None], BACKGROUND.astype(np.float32))
+    # x grows forward -> up; y grows left -> left.
+    return np.ascontiguousarray(rgb[::-1, ::-1].clip(0, 255).astype(np.uint8))
+
+
+def _to_pixels(xy: np.ndarray, scale: int) -> np.ndarray:
+    """Ego-frame metres [N, 2] -> image (col, row) at `scale` px per voxel."""
+    ix = (xy[:, 0] - RANGE_MIN[0]) / VOXEL_SIZE
+    iy = (xy[:, 1] - RANGE_MIN[1]) / VOXEL_SIZE
+    row = (GRID_SHAPE[0] - ix) * scale
+    col = (GRID_SHAPE[1] - iy) * scale
+    return np.stack([col, row], axis=1)
+
+
+def preview_frame(semantics: np.ndarray, ego_path_xy: np.ndarray, current: int, scale: int = 2) -> np.ndarray:
+    """One preview frame [200*scale, 200*scale, 3]: occupancy plus the ego path in this ego frame.
+
+    ego_path_xy: [T, 2] positions of every frame's ego in the current ego frame; `current` marks
+    which one is now (past drawn dim, future bright).
+    """
+    img = Image.fromarray(topdown_rgb(semantics)).resize(
+        (GRID_SHAPE[1] * scale, GRID_SHAPE[0] * scale), Image.NEAREST
+    )
+    draw = ImageDraw.Draw(img)
+    px = _to_pixels(np.asarray(ego_path_xy, dtype=np.float64), scale)
+    if len(px) > 1:
+        past = [tuple(p) for p in px[: current + 1]]
+        future = [tuple(p) for p in px[current:]]
+        if len(past) > 1:
+            draw.line(past, fill=(150, 150, 150), width=2)
+        if len(future) > 1:
+            draw.line(future, fill=(255, 255, 255), width=2)
+    # Ego box (4.5 x 1.9 m, rear axle at the origin).
+    box = np.array([[-1.0, -0.95], [3.5, -0.95], [3.5, 0.95], [-1.0, 0.95]])
+    draw.polygon([tuple(p) for p in _to_pixels(box, scale)], outline=(255, 255, 255), fill=(90, 90, 90))
+    return np.asarray(img)
+
+
+def ego_paths(ego_to_global: np.ndarray) -> np.ndarray:
+    """[T, 4, 4] poses -> [T, T, 2]: entry [t] is every frame's ego position in ego frame t."""
+    p = np.asarray(ego_to_global, dtype=np.float64)
+    rel = np.linalg.inv(p)[:, None] @ p[None, :]
+    return rel[..., :2, 3]
+
+
+def write_scene_previews(semantics: np.ndarray, ego_to_global: np.ndarray, png: Path, mp4: Path | None,
+                         fps: float = 2.0, scale: int = 2) -> None:
+    """PNG of the first frame with the whole ego path; MP4 of every frame (2 Hz keyframes)."""
+    paths = ego_paths(ego_to_global)
+    Image.fromarray(preview_frame(semantics[0], paths[0], 0, scale)).save(png, format="PNG")
+    if mp4 is not None:
+        frames = [preview_frame(semantics[t], paths[t], t, scale) for t in range(len(semantics))]
+        write_mp4(mp4, frames, fps)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """H.264 MP4 through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg needed)."""
+    import imageio_ffmpeg
+
+    h, w = frames[0].shape[:2]
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=7,
+        macro_block_size=1, output_params=["-movflags", "+faststart"], ffmpeg_log_level="error",
+    )
+    writer.send(None)
+    for f in frames:
+        writer.send(np.ascontiguousarray(f))
+    writer.close()

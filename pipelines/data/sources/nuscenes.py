@@ -1,0 +1,551 @@
+"""The `nuscenes` source: nuScenes tables (through nuscenes-devkit) plus Occ3D-nuScenes `gts`.
+
+What one scene becomes (`NuScenesSource.load(name) -> SceneData`):
+
+- Frames: the scene's keyframes (`sample` rows, followed through `next`), in order. Frame tokens
+  are sample tokens, timestamps the sample timestamps (µs).
+- Poses: ego->global of each frame = the `ego_pose` of that keyframe's LIDAR_TOP `sample_data`
+  (4x4 float64 from translation + rotation w, x, y, z).
+- Rig: the scene's own log calibration: for the six cameras (in `rig.CAMERA_NAMES` order) and
+  LIDAR_TOP, the `calibrated_sensor` of the first keyframe's `sample_data` (sensor->ego); camera
+  intrinsics from `camera_intrinsic`, image size from the `sample_data` row. The LiDAR keeps the
+  HDL-32E defaults of `rig.Lidar` with the calibrated extrinsic.
+- Occupancy: Occ3D `gts/<scene>/<sample_token>/labels.npz` under the Occ3D root (default: the
+  nuScenes dataroot), read and validated by `occ3d.load_labels`.
+- Instances: one per annotated nuScenes `instance`, class from `nuscenes_classes`, named
+  `<class>_<n>` (n from 1 per class) and numbered 1.. in order of first appearance in the scene
+  (frame order, then `sample_annotation` table order). Boxes are global [x, y, z, l, w, h, yaw]
+  (nuScenes stores size as w, l, h). Attributes: instance token and nuScenes category.
+- Instance grids (uint16, 0 = none): in each frame, a voxel gets a box's instance id when its
+  centre lies inside the box grown by `BOX_MARGIN` on every side (the box's full 3-D rotation,
+  taken into that frame's ego frame) and its Occ3D label is an object class (0..10). When the
+  grown boxes of several instances contain one voxel, the box whose centre is nearest to the
+  voxel centre (Euclidean, in 3-D) takes it; an exact tie goes to the lower instance id. So no
+  voxel ever carries two instances, and object voxels outside every grown box stay 0.
+- Split: the official `create_splits_scenes()`: versions named `*mini*` use mini_train/mini_val,
+  `*test*` uses test, others train/val (and test). A scene in none of them is "unassigned".
+
+Loading the tables of v1.0-trainval takes tens of seconds and a few GB: build one
+`NuScenesSource` and call `.load` for every scene rather than the one-shot helpers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.data.occ3d import (
+    GRID_SHAPE,
+    RANGE_MIN,
+    THING_CLASSES,
+    VOXEL_SIZE,
+    axis_centres,
+    load_labels,
+)
+from pipelines.data.rig import CAMERA_NAMES, Camera, Lidar, Rig
+from pipelines.data.scene import Instance, SceneData, SceneMeta
+from pipelines.data.sources.nuscenes_classes import category_class_name, category_to_class
+from pipelines.errors import BadInput
+from pipelines.geometry import pose_matrix, quat_to_matrix
+
+# Every voxel whose centre is within this many metres outside a box (on each axis of the box)
+# still belongs to it: Occ3D voxelisation and annotation jitter put object voxels on box faces.
+BOX_MARGIN = 0.2
+
+# The tables `nuscenes.NuScenes` reads (it opens all of them, in this order).
+NUSCENES_TABLES = (
+    "category",
+    "attribute",
+    "visibility",
+    "instance",
+    "sensor",
+    "calibrated_sensor",
+    "ego_pose",
+    "log",
+    "scene",
+    "sample",
+    "sample_data",
+    "sample_annotation",
+    "map",
+)
+LIDAR_CHANNEL = "LIDAR_TOP"
+UNASSIGNED = "unassigned"
+_MAX_OBJECT_CLASS = max(THING_CLASSES)
+
+
+def _one_line(text: object, limit: int = 240) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Up-front validation
+# --------------------------------------------------------------------------------------------
+
+
+def _version_folders(dataroot: Path) -> list[str]:
+    """Sub-folders of `dataroot` that look like nuScenes version folders."""
+    out = []
+    try:
+        for d in sorted(dataroot.iterdir()):
+            if d.is_dir() and ((d / "scene.json").is_file() or re.match(r"v\d", d.name)):
+                out.append(d.name)
+    except OSError:
+        pass
+    return out
+
+
+def occ_gts_dir(dataroot: Path | str, occ_root: Path | str | None = None) -> Path | None:
+    """The Occ3D `gts` folder: `<occ_root>/gts` (occ_root defaults to dataroot); `occ_root` may
+    also be the `gts` folder itself. None when there is none."""
+    base = Path(occ_root) if occ_root is not None else Path(dataroot)
+    if (base / "gts").is_dir():
+        return base / "gts"
+    if base.name == "gts" and base.is_dir():
+        return base
+    return None
+
+
+def check_nuscenes_input(dataroot: Path | str, version: str, occ_root: Path | str | None = None) -> None:
+    """Validate the inputs of the nuScenes source before anything is read or written.
+
+    Raises BadInput (one line naming the flag or file) for a missing, non-folder or empty
+    dataroot, a missing version folder (listing the version folders that exist), a missing
+    table json, and a missing Occ3D `gts` folder.
+    """
+    dataroot = Path(dataroot)
+    if not dataroot.exists():
+        raise BadInput(
+            f"--dataroot: {dataroot} does not exist; point it at the nuScenes folder that holds the "
+            f"version folder ({version}/) and maps/"
+        )
+    if not dataroot.is_dir():
+        raise BadInput(f"--dataroot: {dataroot} is not a folder; point it at the nuScenes folder that holds {version}/")
+    try:
+        empty = not any(dataroot.iterdir())
+    except OSError as exc:
+        raise BadInput(f"--dataroot: cannot list {dataroot} ({_one_line(exc)}); check its permissions") from None
+    if empty:
+        raise BadInput(
+            f"--dataroot: {dataroot} is an empty folder; extract the nuScenes metadata ({version}/ tables "
+            "and maps/) into it"
+        )
+    if not version or "/" in version or "\\" in version or version in (".", ".."):
+        raise BadInput(f"--version: '{version}' is not a version folder name; use e.g. v1.0-mini or v1.0-trainval")
+    table_root = dataroot / version
+    if not table_root.is_dir():
+        found = _version_folders(dataroot)
+        if found:
+            raise BadInput(
+                f"--version: no folder '{version}' under {dataroot}; the version folders there are "
+                f"{', '.join(found)}; pass one of them with --version"
+            )
+        raise BadInput(
+            f"--version: no folder '{version}' under {dataroot}, and no nuScenes version folder "
+            "(e.g. v1.0-mini holding scene.json) at all; check --dataroot"
+        )
+    missing = [t for t in NUSCENES_TABLES if not (table_root / f"{t}.json").is_file()]
+    if missing:
+        more = f" (also missing: {', '.join(m + '.json' for m in missing[1:])})" if len(missing) > 1 else ""
+        raise BadInput(
+            f"{table_root / (missing[0] + '.json')}: nuScenes table missing{more}; re-extract the "
+            f"{version} metadata into {table_root}"
+        )
+    if occ_root is not None and not Path(occ_root).exists():
+        raise BadInput(f"--occ-root: {occ_root} does not exist; pass the folder that holds the Occ3D gts/ folder")
+    if occ_gts_dir(dataroot, occ_root) is None:
+        base = occ_root if occ_root is not None else dataroot
+        raise BadInput(
+            f"--occ-root: no Occ3D gts/ folder under {base}; download Occ3D-nuScenes and pass the folder "
+            "holding gts/ with --occ-root"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Opening the tables through nuscenes-devkit
+# --------------------------------------------------------------------------------------------
+
+
+def _find_bad_json(table_root: Path) -> tuple[Path, Exception] | None:
+    for t in NUSCENES_TABLES:
+        path = table_root / f"{t}.json"
+        try:
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        except (ValueError, OSError) as exc:
+            return path, exc
+    return None
+
+
+def _open_nuscenes(dataroot: Path, version: str):
+    """`nuscenes.NuScenes(...)` with its failures turned into one-line BadInput errors."""
+    from nuscenes import NuScenes
+
+    table_root = dataroot / version
+    what_to_do = f"re-extract the {version} metadata (tables and maps/) into {dataroot}"
+    try:
+        return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    except FileNotFoundError as exc:
+        name = exc.filename or _one_line(exc)
+        raise BadInput(f"{name}: file missing while nuscenes-devkit loads {version}; {what_to_do}") from None
+    except AssertionError as exc:
+        msg = _one_line(exc) or "assertion failed"
+        m = re.match(r"map mask (.+) does not exist", msg)
+        if m:
+            raise BadInput(
+                f"{m.group(1)}: map mask named by {table_root / 'map.json'} does not exist; copy the nuScenes "
+                f"maps/ folder into {dataroot}"
+            ) from None
+        raise BadInput(f"{table_root}: nuscenes-devkit rejected the tables ({msg}); {what_to_do}") from None
+    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
+        bad = _find_bad_json(table_root)
+        if bad is not None:
+            path, err = bad
+            raise BadInput(
+                f"{path}: not valid JSON ({_one_line(err)}); the table is truncated or corrupt, {what_to_do}"
+            ) from None
+        raise BadInput(f"{table_root}: nuscenes-devkit failed ({type(exc).__name__}: {_one_line(exc)}); {what_to_do}") from None
+    except (KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise BadInput(
+            f"{table_root}: inconsistent nuScenes tables ({type(exc).__name__}: {_one_line(exc)}; a token or "
+            f"field the tables refer to is missing, or a table is empty); {what_to_do}"
+        ) from None
+    except Exception as exc:  # the devkit raises bare Exception for an old map table
+        raise BadInput(f"{table_root}: nuscenes-devkit cannot load the tables ({_one_line(exc)}); {what_to_do}") from None
+
+
+def _split_table(version: str) -> dict[str, str]:
+    """scene name -> 'train' / 'val' / 'test' from the official splits for this version."""
+    from nuscenes.utils.splits import create_splits_scenes
+
+    official = create_splits_scenes()
+    v = version.lower()
+    if "mini" in v:
+        pairs = (("train", "mini_train"), ("val", "mini_val"))
+    elif "test" in v:
+        pairs = (("test", "test"),)
+    elif "trainval" in v:
+        pairs = (("train", "train"), ("val", "val"))
+    else:
+        pairs = (("train", "train"), ("val", "val"), ("test", "test"))
+    return {scene: ours for ours, theirs in pairs for scene in official[theirs]}
+
+
+# --------------------------------------------------------------------------------------------
+# Instance grids
+# --------------------------------------------------------------------------------------------
+
+
+def assign_instances(
+    semantics: np.ndarray,
+    centres: np.ndarray,
+    rotations: np.ndarray,
+    sizes: np.ndarray,
+    ids: np.ndarray,
+    margin: float = BOX_MARGIN,
+) -> np.ndarray:
+    """One frame's instance grid from boxes in that frame's ego frame.
+
+    semantics: [200, 200, 16] Occ3D labels; centres [B, 3]; rotations [B, 3, 3] box->ego;
+    sizes [B, 3] (length, width, height) in metres; ids [B] instance ids (>= 1).
+    A voxel gets id b when its label is an object class (0..10) and its centre lies inside box b
+    grown by `margin` on each side; among several such boxes the one with the nearest centre wins
+    (ties: the box listed first). Returns [200, 200, 16] uint16, 0 = none.
+    Works box by box on the block of voxels under the box's axis-aligned bounds (no per-voxel
+    Python loop).
+    """
+    out = np.zeros(GRID_SHAPE, np.uint16)
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
+    if len(centres) == 0:
+        return out
+    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
+    half = np.asarray(sizes, dtype=np.float64).reshape(-1, 3) / 2.0 + margin
+    ids = np.asarray(ids).reshape(-1)
+    is_object = np.asarray(semantics) <= _MAX_OBJECT_CLASS
+    best = np.full(GRID_SHAPE, np.inf)
+    axes = [axis_centres(d) for d in range(3)]
+    n = np.array(GRID_SHAPE)
+    # Axis-aligned half extents of each rotated grown box.
+    extents = np.einsum("bij,bj->bi", np.abs(rotations), half)
+    lo_idx = np.ceil((centres - extents - RANGE_MIN) / VOXEL_SIZE - 0.5 - 1e-9).astype(np.int64)
+    hi_idx = np.floor((centres + extents - RANGE_MIN) / VOXEL_SIZE - 0.5 + 1e-9).astype(np.int64)
+    lo_idx = np.maximum(lo_idx, 0)
+    hi_idx = np.minimum(hi_idx, n - 1)
+    for b in range(len(centres)):
+        lo, hi = lo_idx[b], hi_idx[b]
+        if np.any(hi < lo):
+            continue  # the box lies outside the grid
+        sl = tuple(slice(int(lo[d]), int(hi[d]) + 1) for d in range(3))
+        obj = is_object[sl]
+        if not obj.any():
+            continue
+        dx = (axes[0][sl[0]] - centres[b, 0])[:, None, None]
+        dy = (axes[1][sl[1]] - centres[b, 1])[None, :, None]
+        dz = (axes[2][sl[2]] - centres[b, 2])[None, None, :]
+        r = rotations[b]
+        inside = obj
+        for j in range(3):  # box-frame coordinate j = (R^T d)_j
+            local = r[0, j] * dx + r[1, j] * dy + r[2, j] * dz
+            inside = inside & (np.abs(local) <= half[b, j])
+        dist = dx * dx + dy * dy + dz * dz
+        block_best = best[sl]
+        take = inside & (dist < block_best)
+        if take.any():
+            block_best[take] = np.broadcast_to(dist, take.shape)[take]
+            out[sl][take] = ids[b]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The source
+# --------------------------------------------------------------------------------------------
+
+
+class NuScenesSource:
+    """nuScenes tables + Occ3D gts, loaded once; `.load(scene)` gives a `SceneData`.
+
+    Construction validates the inputs (`check_nuscenes_input`) and loads the tables with
+    nuscenes-devkit; both raise BadInput on bad input. `scene_names` lists the scenes in the
+    order of the scene table (chronological within each log in the official releases).
+    """
+
+    def __init__(self, dataroot: Path | str, version: str = "v1.0-trainval", occ_root: Path | str | None = None):
+        self.dataroot = Path(dataroot)
+        self.version = version
+        check_nuscenes_input(self.dataroot, version, occ_root)
+        self.gts_root: Path = occ_gts_dir(self.dataroot, occ_root)  # type: ignore[assignment]
+        self.nusc = _open_nuscenes(self.dataroot, version)
+        self._scenes = {s["name"]: s for s in self.nusc.scene}
+        self.scene_names: list[str] = [s["name"] for s in self.nusc.scene]
+        self._splits = _split_table(version)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    @property
+    def table_root(self) -> Path:
+        return self.dataroot / self.version
+
+    def _table(self, name: str) -> Path:
+        return self.table_root / f"{name}.json"
+
+    def _get(self, table: str, token: str, referrer: str) -> dict:
+        try:
+            return self.nusc.get(table, token)
+        except KeyError:
+            raise BadInput(
+                f"{self._table(table)}: no row with token '{token}' (referred to by {referrer}); the tables are "
+                f"inconsistent, re-extract the {self.version} metadata"
+            ) from None
+
+    def _scene(self, name: str) -> dict:
+        scene = self._scenes.get(name)
+        if scene is None:
+            shown = ", ".join(self.scene_names[:8]) + (f", ... ({len(self.scene_names)} in all)" if len(self.scene_names) > 8 else "")
+            raise BadInput(
+                f"--scenes: unknown scene '{name}' in {self.version}; its scenes are {shown or 'none'}"
+            )
+        return scene
+
+    def split_of(self, scene_name: str) -> str:
+        """'train', 'val', 'test' (official splits) or 'unassigned'."""
+        return self._splits.get(scene_name, UNASSIGNED)
+
+    def samples(self, scene_name: str) -> list[dict]:
+        """The scene's keyframe `sample` rows in order (following `next`)."""
+        scene = self._scene(scene_name)
+        out = []
+        token = scene["first_sample_token"]
+        limit = len(self.nusc.sample)
+        while token:
+            sample = self._get("sample", token, f"scene '{scene_name}'")
+            out.append(sample)
+            if len(out) > limit:
+                raise BadInput(f"{self._table('sample')}: the samples of scene '{scene_name}' form a loop through 'next'; the table is corrupt")
+            token = sample["next"]
+        if not out:
+            raise BadInput(f"{self._table('scene')}: scene '{scene_name}' has no first sample; the table is corrupt")
+        return out
+
+    def _keyframe_data(self, sample: dict, channel: str, scene_name: str) -> dict:
+        token = sample["data"].get(channel)
+        if token is None:
+            raise BadInput(
+                f"{self._table('sample_data')}: keyframe {sample['token']} of scene '{scene_name}' has no "
+                f"{channel} sample_data; the tables are incomplete"
+            )
+        return self._get("sample_data", token, f"sample {sample['token']}")
+
+    def label_path(self, scene_name: str, sample_token: str) -> Path:
+        return self.gts_root / scene_name / sample_token / "labels.npz"
+
+    def check_occupancy(self, scene_names: list[str] | None = None) -> None:
+        """Raise BadInput unless every keyframe of the scenes has an Occ3D labels.npz (existence
+        only, cheap: use it before writing anything)."""
+        for name in self.scene_names if scene_names is None else scene_names:
+            self._check_scene_occ(name, self.samples(name))
+
+    def _check_scene_occ(self, name: str, samples: list[dict]) -> None:
+        if not (self.gts_root / name).is_dir():
+            raise BadInput(
+                f"{self.gts_root / name}: no Occ3D occupancy for scene '{name}' (Occ3D-nuScenes covers trainval "
+                "only); check --occ-root or leave the scene out with --scenes"
+            )
+        missing = [s["token"] for s in samples if not self.label_path(name, s["token"]).is_file()]
+        if missing:
+            more = f" ({len(missing)} of {len(samples)} frames missing)" if len(missing) > 1 else ""
+            raise BadInput(
+                f"{self.label_path(name, missing[0])}: Occ3D frame is missing{more}; check --occ-root or "
+                "re-export the frame"
+            )
+
+    # -- scene building -----------------------------------------------------------------------
+
+    def _rig(self, first: dict, scene_name: str, log: dict) -> Rig:
+        cameras = []
+        for channel in (*CAMERA_NAMES, LIDAR_CHANNEL):
+            sd = self._keyframe_data(first, channel, scene_name)
+            cs = self._get("calibrated_sensor", sd["calibrated_sensor_token"], f"sample_data {sd['token']}")
+            ext = pose_matrix(np.asarray(cs["rotation"], dtype=np.float64), cs["translation"])
+            if channel == LIDAR_CHANNEL:
+                lidar = Lidar(LIDAR_CHANNEL, ext)
+            else:
+                k = np.asarray(cs.get("camera_intrinsic") or [], dtype=np.float64)
+                if k.shape != (3, 3):
+                    raise BadInput(
+                        f"{self._table('calibrated_sensor')}: {channel} of log {log['logfile']} has camera_intrinsic "
+                        f"of shape {k.shape}, expected 3x3; the calibration is corrupt"
+                    )
+                cameras.append(Camera(channel, int(sd["width"]), int(sd["height"]), k, ext))
+        rig = Rig(cameras, lidar, name=f"nuscenes:{log['logfile']}", meta={"log": log["logfile"], "location": log["location"]})
+        rig.validate(f"{self._table('calibrated_sensor')} (log {log['logfile']})")
+        return rig
+
+    def _annotations(self, samples: list[dict], scene_name: str):
+        """Instances of the scene and, per frame, (ids, global box poses [B,4,4], sizes lwh [B,3])."""
+        order: list[str] = []  # instance tokens by first appearance
+        info: dict[str, dict] = {}
+        per_frame = []
+        for t, sample in enumerate(samples):
+            ids, poses, sizes = [], [], []
+            for ann_token in sample["anns"]:
+                ann = self._get("sample_annotation", ann_token, f"sample {sample['token']}")
+                itok = ann["instance_token"]
+                if itok not in info:
+                    category = ann.get("category_name")
+                    if category is None:
+                        inst = self._get("instance", itok, f"sample_annotation {ann_token}")
+                        category = self._get("category", inst["category_token"], f"instance {itok}")["name"]
+                    order.append(itok)
+                    info[itok] = {"id": len(order), "category": category, "frames": [], "boxes": []}
+                rec = info[itok]
+                if rec["frames"] and rec["frames"][-1] == t:
+                    raise BadInput(
+                        f"{self._table('sample_annotation')}: instance {itok} is annotated twice in sample "
+                        f"{sample['token']} of scene '{scene_name}'; the table is corrupt"
+                    )
+                rot = quat_to_matrix(ann["rotation"])
+                w, l, h = (float(v) for v in ann["size"])
+                x, y, z = (float(v) for v in ann["translation"])
+                yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+                rec["frames"].append(t)
+                rec["boxes"].append([x, y, z, l, w, h, yaw])
+                pose = np.eye(4)
+                pose[:3, :3] = rot
+                pose[:3, 3] = (x, y, z)
+                ids.append(rec["id"])
+                poses.append(pose)
+                sizes.append((l, w, h))
+            per_frame.append(
+                (np.asarray(ids, dtype=np.int64), np.asarray(poses, dtype=np.float64).reshape(-1, 4, 4),
+                 np.asarray(sizes, dtype=np.float64).reshape(-1, 3))
+            )
+        counters: dict[str, int] = {}
+        instances: dict[str, Instance] = {}
+        for i, itok in enumerate(order, start=1):
+            rec = info[itok]
+            cls_name = category_class_name(rec["category"])
+            counters[cls_name] = counters.get(cls_name, 0) + 1
+            name = f"{cls_name}_{counters[cls_name]}"
+            instances[name] = Instance(
+                name=name,
+                id=i,
+                cls=category_to_class(rec["category"]),
+                frames=rec["frames"],
+                boxes=np.asarray(rec["boxes"], dtype=np.float64).reshape(-1, 7),
+                attributes={"instance_token": itok, "category": rec["category"]},
+            )
+        return instances, per_frame
+
+    def _meta(self, scene_name: str):
+        scene = self._scene(scene_name)
+        samples = self.samples(scene_name)
+        log = self._get("log", scene["log_token"], f"scene '{scene_name}'")
+        poses = []
+        for sample in samples:
+            sd = self._keyframe_data(sample, LIDAR_CHANNEL, scene_name)
+            ep = self._get("ego_pose", sd["ego_pose_token"], f"sample_data {sd['token']}")
+            poses.append(pose_matrix(np.asarray(ep["rotation"], dtype=np.float64), ep["translation"]))
+        rig = self._rig(samples[0], scene_name, log)
+        instances, per_frame = self._annotations(samples, scene_name)
+        meta = SceneMeta(
+            name=scene_name,
+            tokens=[s["token"] for s in samples],
+            timestamps=np.asarray([s["timestamp"] for s in samples], dtype=np.int64),
+            ego_to_global=np.stack(poses).astype(np.float64),
+            rig=rig,
+            instances=instances,
+            split=self.split_of(scene_name),
+            source="nuscenes",
+            extra={
+                "version": self.version,
+                "log": log["location"],
+                "logfile": log["logfile"],
+                "scene_token": scene["token"],
+            },
+        )
+        meta.validate(f"{self._table('sample')} (scene '{scene_name}')")
+        return meta, samples, per_frame
+
+    def load_meta(self, scene_name: str) -> SceneMeta:
+        """The scene's metadata (frames, poses, rig, instances, split) without occupancy."""
+        return self._meta(scene_name)[0]
+
+    def load(self, scene_name: str) -> SceneData:
+        """The scene with its Occ3D occupancy and instance grids."""
+        meta, samples, per_frame = self._meta(scene_name)
+        self._check_scene_occ(scene_name, samples)
+        t = len(samples)
+        sem = np.empty((t, *GRID_SHAPE), np.uint8)
+        ml = np.empty_like(sem)
+        mc = np.empty_like(sem)
+        inst = np.zeros((t, *GRID_SHAPE), np.uint16)
+        for i, sample in enumerate(samples):
+            labels = load_labels(self.label_path(scene_name, sample["token"]))
+            sem[i], ml[i], mc[i] = labels["semantics"], labels["mask_lidar"], labels["mask_camera"]
+            ids, box_poses, sizes = per_frame[i]
+            if len(ids):
+                in_ego = np.linalg.inv(meta.ego_to_global[i]) @ box_poses  # [B, 4, 4] box -> ego
+                inst[i] = assign_instances(sem[i], in_ego[:, :3, 3], in_ego[:, :3, :3], sizes, ids)
+        data = SceneData(meta, sem, ml, mc, inst)
+        data.validate(f"{self.gts_root / scene_name}")
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# One-shot helpers
+# --------------------------------------------------------------------------------------------
+
+
+def list_nuscenes_scenes(dataroot: Path | str, version: str, occ_root: Path | str | None = None) -> list[str]:
+    """Scene names of a nuScenes version, in scene-table order (loads the tables)."""
+    return list(NuScenesSource(dataroot, version, occ_root).scene_names)
+
+
+def load_nuscenes_scene(
+    dataroot: Path | str, version: str, scene_name: str, occ_root: Path | str | None = None
+) -> SceneData:
+    """One scene (loads the tables; for many scenes reuse a `NuScenesSource`)."""
+    return NuScenesSource(dataroot, version, occ_root).load(scene_name)

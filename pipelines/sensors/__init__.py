@@ -1,0 +1,1 @@
+"""Sensors from occupancy: ray casting (visibility masks, LiDAR) and camera rendering."""

@@ -1,0 +1,81 @@
+"""The command line: the command table, global options, exit codes and one-line errors."""
+
+import re
+from pathlib import Path
+
+from geniedrive_cli.app import COMMANDS
+from tests.helpers import REPO, run_cli, write_occ_folder
+
+
+def _listed_commands(help_text: str) -> list[str]:
+    block = help_text.split("Commands:", 1)[1]
+    return [m.group(1) for m in re.finditer(r"^\s{2}([a-z][a-z0-9-]+)\s", block, re.M)]
+
+
+def test_help_lists_exactly_the_command_table(capsys):
+    r = run_cli(capsys, "--help")
+    assert r.code == 0
+    assert _listed_commands(r.out) == list(COMMANDS)
+    for flag in ("--workspace", "--json", "--quiet", "--debug", "--seed", "--device"):
+        assert flag in r.out
+
+
+def test_every_command_help_has_an_example(capsys):
+    for name in COMMANDS:
+        r = run_cli(capsys, name, "--help")
+        assert r.code == 0
+        assert f"Example: gdrive {name}" in r.out
+
+
+def test_unknown_option_is_exit_2_one_line(capsys):
+    r = run_cli(capsys, "prepare-occ", "--bogus")
+    assert r.code == 2
+    assert r.err_lines == ["error: No such option: --bogus; see 'gdrive prepare-occ --help'"]
+
+
+def test_unknown_command_is_exit_2(capsys):
+    r = run_cli(capsys, "fly")
+    assert r.code == 2 and len(r.err_lines) == 1 and "fly" in r.err
+
+
+def test_bad_global_values_are_exit_2(capsys):
+    for args, word in ((["--seed", "x", "prepare-occ"], "--seed"), (["--device", "tpu", "prepare-occ"], "--device"),
+                       (["prepare-occ", "--seed"], "--seed")):
+        r = run_cli(capsys, *args)
+        assert r.code == 2, args
+        assert len(r.err_lines) == 1 and r.err_lines[0].startswith(f"error: {word}")
+
+
+def test_global_options_work_after_the_command(capsys, tmp_path):
+    src = write_occ_folder(tmp_path / "export", scenes=1, frames=2)
+    ws = tmp_path / "elsewhere"
+    r = run_cli(capsys, "prepare-occ", "--source", "occ-folder", "--dataroot", src, "--no-previews",
+                "--workspace", ws, "--json", "--quiet")
+    assert r.code == 0, r.err
+    assert r.err == ""  # --quiet
+    out = r.json()
+    assert out["name"] and Path(out["path"]).parent == ws / "datasets"
+
+
+def test_internal_errors_are_exit_1_one_line(capsys, monkeypatch):
+    import pipelines.data.prepare as prep
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(prep, "_open_source", boom)
+    r = run_cli(capsys, "prepare-occ")
+    assert r.code == 1
+    assert r.err_lines == ["error: RuntimeError: disk on fire (run again with --debug for the traceback)"]
+    r = run_cli(capsys, "--debug", "prepare-occ")
+    assert r.code == 1 and "Traceback" in r.err
+
+
+def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", readme, re.S)
+    cmds = [line for b in blocks[:1] for line in b.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(cmds) == 2, cmds
+    assert "gdrive" in cmds[0] and "pytest" in cmds[1]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert cmds[1] in ci

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from nuscenes_fixture import build_nuscenes_folder  # noqa: E402
-
-from pipelines.data.occ3d import CLASS_INDEX, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE  # noqa: E402
-from pipelines.data.rig import CAMERA_NAMES, HDL32E_ELEVATIONS  # noqa: E402
-from pipelines.data.scene import SceneMeta  # noqa: E402
-from pipelines.data.sources import nuscenes as ns  # noqa: E402
-from pipelines.data.sources.nuscenes_classes import category_to_class  # noqa: E402
-from pipelines.errors import BadInput  # noqa: E402
+from pipelines.data.occ3d import CLASS_INDEX, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from pipelines.data.rig import CAMERA_NAMES, HDL32E_ELEVATIONS
+from pipelines.data.scene import SceneMeta
+from pipelines.data.sources import nuscenes as ns
+from pipelines.data.sources.nuscenes_classes import category_to_class
+from pipelines.errors import BadInput
+from tests.nuscenes_fixture import build_nuscenes_folder
 
 VERSION = "v1.0-mini"
 SCENES = ("scene-0061", "scene-0103")
@@ -306,7 +303,8 @@ def test_load_of_40_frames_with_50_boxes_is_fast(tmp_path, monkeypatch):
     assert len(spent) == 40
     assert sum(spent) < 2.0, f"instance grids took {sum(spent):.2f} s"
     assert total < 6.0, f"load took {total:.2f} s"
-    assert len(np.unique(d.instances)) == 51  # every instance owns voxels, plus 0
+    owned = np.bincount(d.instances.ravel(), minlength=52)
+    assert np.all(owned[1:51] > 0) and owned[51] == 0  # every one of the 50 instances owns voxels
 
 
 # ------------------------------------------------------------------------------------------
@@ -359,6 +357,20 @@ def test_dangling_token_and_missing_map_mask(copy):
     path.write_text(json.dumps(rows[1:]))  # an annotation now names an instance that is gone
     msg = _bad(ns.NuScenesSource, copy, VERSION)
     assert str(copy / VERSION) in msg and "inconsistent" in msg
+
+
+def test_devkit_failures_are_wrapped(copy):
+    """What nuscenes-devkit raises by itself (past our up-front checks) becomes one-line BadInput."""
+    table = copy / VERSION / "sample_annotation.json"
+    table.rename(copy / "moved.json")
+    msg = _bad(ns._open_nuscenes, copy, VERSION)  # the devkit: FileNotFoundError from open()
+    assert str(table) in msg and "missing" in msg
+    (copy / "moved.json").rename(table)
+    (copy / VERSION / "map.json").write_text("[]")  # the devkit: IndexError on map[0]
+    msg = _bad(ns.NuScenesSource, copy, VERSION)
+    assert str(copy / VERSION) in msg and "IndexError" in msg
+    msg = _bad(ns._open_nuscenes, copy, "v1.0-none")  # the devkit: AssertionError
+    assert "Database version not found" in msg
 
 
 def test_missing_gts_folder(copy, tmp_path):

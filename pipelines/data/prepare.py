@@ -151,6 +151,8 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
     names = source.scene_names
     if req.scenes is not None and req.source != "synthetic":
         names = names[: req.scenes]
+    if hasattr(source, "check_occupancy"):  # every frame present before anything is written
+        source.check_occupancy(names)
     id_fields = {"source": req.source, "scenes": names, **source.id_fields()}
     name = req.name or f"{req.source}-{_short(id_fields)}"
     _check_name(name)
@@ -197,4 +199,5 @@ def _worker_count(requested: int | None, n_scenes: int, source) -> int:
         return min(requested, n_scenes)
     if not getattr(source, "parallel", False):
         return 1
-    return max(1, min(os.cpu_count() or 1, n_scenes))
+    cap = getattr(source, "max_default_workers", None) or os.cpu_count() or 1
+    return max(1, min(os.cpu_count() or 1, cap, n_scenes))

@@ -31,6 +31,7 @@ Loading the tables of v1.0-trainval takes tens of seconds and a few GB: build on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -213,7 +214,9 @@ def _open_nuscenes(dataroot: Path, version: str):
             f"{table_root}: inconsistent nuScenes tables ({type(exc).__name__}: {_one_line(exc)}; a token or "
             f"field the tables refer to is missing, or a table is empty); {what_to_do}"
         ) from None
-    except Exception as exc:  # the devkit raises bare Exception for an old map table
+    except Exception as exc:  # the devkit raises a bare Exception for a map table without log_tokens
+        if type(exc) is not Exception:
+            raise
         raise BadInput(f"{table_root}: nuscenes-devkit cannot load the tables ({_one_line(exc)}); {what_to_do}") from None
 
 
@@ -312,6 +315,11 @@ class NuScenesSource:
     order of the scene table (chronological within each log in the official releases).
     """
 
+    kind = "nuscenes"
+    parallel = True
+    # Each worker process holds its own copy of the tables (several GB for trainval).
+    max_default_workers = 4
+
     def __init__(self, dataroot: Path | str, version: str = "v1.0-trainval", occ_root: Path | str | None = None):
         self.dataroot = Path(dataroot)
         self.version = version
@@ -321,6 +329,28 @@ class NuScenesSource:
         self._scenes = {s["name"]: s for s in self.nusc.scene}
         self.scene_names: list[str] = [s["name"] for s in self.nusc.scene]
         self._splits = _split_table(version)
+
+    def __getstate__(self) -> dict:
+        # Worker processes reload the tables instead of receiving a pickled NuScenes object.
+        state = self.__dict__.copy()
+        state["nusc"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.nusc = _open_nuscenes(self.dataroot, self.version)
+        self._scenes = {s["name"]: s for s in self.nusc.scene}
+
+    def id_fields(self) -> dict:
+        """What identifies the input without reading it: paths, and size + mtime of every table."""
+        tables = sorted(self.table_root.glob("*.json"))
+        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tables]
+        return {
+            "dataroot": str(self.dataroot.resolve()),
+            "version": self.version,
+            "gts": str(self.gts_root.resolve()),
+            "tables": hashlib.sha256(repr(stamp).encode()).hexdigest()[:16],
+        }
 
     # -- lookups ------------------------------------------------------------------------------
 

@@ -289,3 +289,26 @@ def test_guarantee_pass_is_rarely_needed(simulated):
     held = sum(s.result.held for s in simulated)
     assert agent_steps > 500_000
     assert held <= 20
+
+
+def test_every_config_field_changes_the_scene():
+    """Config fields hash into artifact ids, so each must actually matter."""
+    from dataclasses import fields, replace
+
+    def digest(cfg: SyntheticConfig) -> bytes:
+        s = Simulated(1, 1, cfg)
+        return b"".join(
+            [s.net.xs.tobytes(), np.array([len(s.agents), len(s.world.prims)]).tobytes(),
+             np.round(s.result.x, 6).tobytes(), np.round(s.result.y, 6).tobytes()]
+            + [np.array([r.lanes, r.median, r.parking, r.sidewalk]).tobytes() for r in s.net.vroads + s.net.hroads]
+            + [s.net.vseg.tobytes(), s.net.hseg.tobytes()]
+        )
+
+    base_cfg = SyntheticConfig(frames=4)
+    base = digest(base_cfg)
+    for f in fields(SyntheticConfig):
+        value = getattr(base_cfg, f.name)
+        new = value + 2 if isinstance(value, int) else (value * 1.3 if f.name != "block_min" else value + 5.0)
+        if f.name in ("two_lane_share", "median_share", "parking_share", "t_junction_share", "parked_share"):
+            new = min(1.0, value + 0.3)
+        assert digest(replace(base_cfg, **{f.name: new})) != base, f.name

@@ -31,6 +31,17 @@ class SyntheticConfig:
     sim_hz: int = 10  # simulation rate; keyframes are every sim_hz / 2 steps
 
     def __post_init__(self) -> None:
+        # Normalise types (a YAML recipe may give 2 for 2.0) so equal configs hash equally.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            want = type(f.default)
+            try:
+                norm = want(value)
+            except (TypeError, ValueError):
+                raise BadInput(f"synthetic {f.name}={value!r}: expected a number") from None
+            if want is int and norm != value:
+                raise BadInput(f"synthetic {f.name}={value!r}: expected a whole number")
+            object.__setattr__(self, f.name, norm)
         if self.frames < 1:
             raise BadInput(f"synthetic frames={self.frames}: a scene needs at least 1 frame")
         if not 40.0 <= self.block_min <= self.block_max:

@@ -48,7 +48,7 @@ class EgoPlan:
     ego: Agent
     leads: list[Agent]
     reserved: list[Reserved]
-    construction_block: tuple[int, int]
+    construction_block: tuple[int, int, str]  # block (i, j) and its edge facing the ego's road
     lane_change: tuple[float, float] | None  # (s_start, s_end) of the shift on the ego path
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [R, 2] reachable path points
 
@@ -64,7 +64,7 @@ def _ego_agent(rng: np.random.Generator) -> Agent:
 def _build_route(
     net: RoadNetwork, i: int, j: int, h: int, lane: int, u: float, length: float, first_move: str,
     rng: np.random.Generator, lc: tuple[int, float, float] | None,
-) -> PathBuilder:
+) -> tuple[PathBuilder, list[tuple[int, int, int, int]]]:
     """Ego path: from `u` m before node (i, j), `first_move` there, then straight where possible.
 
     lc = (node number along the route, u before that node where the shift starts, shift length).
@@ -162,7 +162,7 @@ def _try_plan(net, kind, cfg, rng, ego, i, j, h, length) -> EgoPlan | None:
                 break
             lead.meta["start"] = (i, j, h, lane, u_c)
             lead.v = 0.0
-            lead.tag = "lead"
+            lead.tag = "car"  # an ordinary car that happens to wait ahead of the ego
             leads.append(lead)
             front = u_c + lead.length / 2 + float(rng.uniform(2.0, 3.0))
     else:  # lane change
@@ -219,11 +219,11 @@ def _try_plan(net, kind, cfg, rng, ego, i, j, h, length) -> EgoPlan | None:
     if h % 2 == 1:  # north-south segment between rows min(j, jp)
         jj = min(j, jp)
         side_plus_x = (h == 1) == right  # heading north: right is +x
-        block = (i if side_plus_x else i - 1, jj)
+        block = (i, jj, "x0") if side_plus_x else (i - 1, jj, "x1")
     else:
         ii = min(i, ip)
         side_plus_y = (h == 2) == right  # heading west: right is +y
-        block = (ii, j if side_plus_y else j - 1)
+        block = (ii, j, "y0") if side_plus_y else (ii, j - 1, "y1")
     reach = ego.s + MAX_EGO_SPEED * cfg.duration_s + 10.0
     k = np.arange(0, min(len(ego.path.x), int(reach / 0.25)), 20)
     route = np.stack([ego.path.x[k], ego.path.y[k]], axis=1)

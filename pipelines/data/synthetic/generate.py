@@ -30,6 +30,7 @@ from pipelines.data.synthetic.config import (
 )
 from pipelines.data.synthetic.ego import ego_events, plan_ego, program_lights, scene_kind
 from pipelines.data.synthetic.roads import build_network
+from pipelines.data.synthetic.sim import STATIC
 from pipelines.data.synthetic.signals import make_signals
 from pipelines.data.synthetic.traffic import SimResult, drop_conflicts, run_simulation, spawn_pedestrians, spawn_vehicles
 from pipelines.data.synthetic.voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
@@ -60,7 +61,7 @@ class Simulated:
         # Static objects only matter where the grid can see them.
         lo = route.min(axis=0) - GRID_REACH - 10.0
         hi = route.max(axis=0) + GRID_REACH + 10.0
-        self.world = build_world(net, cfg, [seed, index], lo, hi, forced={plan.construction_block: "construction"})
+        self.world = build_world(net, cfg, [seed, index], lo, hi, forced={plan.construction_block[:2]: f"construction_{plan.construction_block[2]}"})
         vehicles = spawn_vehicles(net, sig, cfg, rng_veh, route, plan.reserved)
         peds = spawn_pedestrians(net, cfg, rng_ped, route)
         # Priority order: ego, its leads, fixed objects, traffic, pedestrians.
@@ -114,8 +115,49 @@ def frame_token(seed: int, index: int, frame: int) -> str:
     return hashlib.md5(f"{seed}/{index}/{frame}".encode()).hexdigest()
 
 
+def _instance_table(
+    sim_: Simulated, boxes: np.ndarray, local: list[np.ndarray], near: list[np.ndarray]
+) -> tuple[dict[str, Instance], np.ndarray]:
+    """Instances that have voxels in at least one frame, ids in order of first appearance.
+
+    boxes: [T, N, 7] global; local[t]: [N, 7] in frame t's ego frame; near[t]: agent indices
+    whose box may reach frame t's grid. Returns the table and ids [N] uint16 (0: not on grid).
+    """
+    agents = sim_.agents
+    t_frames = len(local)
+    cls = np.array([a.cls for a in agents], np.uint8)
+    counts = np.zeros((t_frames, len(agents)), np.int64)
+    scratch_s = np.zeros(GRID_SHAPE, np.uint8)
+    scratch_i = np.zeros(GRID_SHAPE, np.uint16)
+    for t in range(t_frames):  # counting pass: no writes
+        c = np.zeros(len(near[t]), np.int64)
+        paint_boxes(scratch_s, scratch_i, np.ascontiguousarray(local[t][near[t]]), cls[near[t]],
+                    np.zeros(len(near[t]), np.uint16), c, False)
+        counts[t, near[t]] = c
+    visible = np.nonzero(counts.any(axis=0))[0]
+    first = np.array([int(np.argmax(counts[:, a] > 0)) for a in visible], np.int64)
+    order = visible[np.lexsort((visible, first))]
+    if len(order) >= np.iinfo(np.uint16).max:  # pragma: no cover - a scene holds a few hundred
+        raise RuntimeError("too many instances for uint16 instance grids")
+    ids = np.zeros(len(agents), np.uint16)
+    ids[order] = np.arange(1, len(order) + 1)
+    table: dict[str, Instance] = {}
+    per_class: dict[int, int] = {}
+    for a in order:
+        c_ = int(agents[a].cls)
+        per_class[c_] = per_class.get(c_, 0) + 1
+        name = f"{CLASS_NAMES[c_]}_{per_class[c_]}"
+        frames = [int(t) for t in np.nonzero(counts[:, a] > 0)[0]]
+        attrs = {"type": agents[a].tag, "static": bool(agents[a].kind == STATIC)}
+        table[name] = Instance(name, int(ids[a]), c_, frames, boxes[frames, a].copy(), attrs)
+    return table, ids
+
+
 def generate_scene(seed: int, index: int, config: SyntheticConfig | None = None, rig: Rig | None = None) -> SceneData:
-    """One synthetic scene: semantics, masks and instance grids [T, 200, 200, 16] with metadata."""
+    """One synthetic scene: semantics, masks and instance grids [T, 200, 200, 16] with metadata.
+
+    Deterministic in (seed, index, config); seed and index must be >= 0.
+    """
     cfg = config or SyntheticConfig()
     rig = rig or default_rig()
     sim_ = Simulated(seed, index, cfg)
@@ -125,55 +167,30 @@ def generate_scene(seed: int, index: int, config: SyntheticConfig | None = None,
     boxes = sim_.global_boxes()
 
     # Static world over the ground the ego grid ever covers.
-    lo = ego_map[:, :2].min(axis=0) - GRID_REACH
-    hi = ego_map[:, :2].max(axis=0) + GRID_REACH
-    raster = static_raster(sim_.net, sim_.world, lo, hi)
+    raster = static_raster(sim_.net, sim_.world, ego_map[:, :2].min(axis=0) - GRID_REACH,
+                           ego_map[:, :2].max(axis=0) + GRID_REACH)
 
-    semantics = np.empty((t_frames, *GRID_SHAPE), np.uint8)
-    instances = np.zeros((t_frames, *GRID_SHAPE), np.uint16)
-    agents = sim_.agents
-    cls = np.array([a.cls for a in agents], np.uint8)
-    half_diag = np.array([math.hypot(a.length, a.width) / 2 for a in agents])
     # Boxes near each frame's grid (the ego itself, agent 0, is not in the occupancy).
+    agents = sim_.agents
+    half_diag = np.array([math.hypot(a.length, a.width) / 2 for a in agents])
+    not_ego = np.arange(len(agents)) > 0
     local = [boxes_in_ego(boxes[t], poses[t]) for t in range(t_frames)]
     near = [
-        np.nonzero((np.abs(lb[:, 0]) < 40.0 + half_diag) & (np.abs(lb[:, 1]) < 40.0 + half_diag)
-                   & (np.arange(len(agents)) > 0))[0]
+        np.nonzero((np.abs(lb[:, 0]) < 40.0 + half_diag) & (np.abs(lb[:, 1]) < 40.0 + half_diag) & not_ego)[0]
         for lb in local
     ]
-    # Pass 1: count voxels per (frame, agent) to find which agents are ever on the grid.
-    counts = np.zeros((t_frames, len(agents)), np.int64)
-    scratch_s = np.zeros(GRID_SHAPE, np.uint8)
-    scratch_i = np.zeros(GRID_SHAPE, np.uint16)
-    for t in range(t_frames):
-        c = np.zeros(len(near[t]), np.int64)
-        paint_boxes(scratch_s, scratch_i, np.ascontiguousarray(local[t][near[t]]), cls[near[t]],
-                    np.zeros(len(near[t]), np.uint16), c, False)
-        counts[t, near[t]] = c
-    visible = np.nonzero(counts.any(axis=0))[0]
-    first = np.array([int(np.argmax(counts[:, a] > 0)) for a in visible], np.int64)
-    order = visible[np.lexsort((visible, first))]
-    ids = np.zeros(len(agents), np.uint16)
-    ids[order] = np.arange(1, len(order) + 1)
-    if len(order) >= np.iinfo(np.uint16).max:  # pragma: no cover - a scene holds a few hundred
-        raise RuntimeError("too many instances for uint16 instance grids")
+    table, ids = _instance_table(sim_, boxes, local, near)
 
-    table: dict[str, Instance] = {}
-    per_class: dict[int, int] = {}
-    for a in order:
-        c_ = int(agents[a].cls)
-        per_class[c_] = per_class.get(c_, 0) + 1
-        name = f"{CLASS_NAMES[c_]}_{per_class[c_]}"
-        frames = [int(t) for t in np.nonzero(counts[:, a] > 0)[0]]
-        table[name] = Instance(name, int(ids[a]), c_, frames, boxes[frames, a].copy(), {"type": agents[a].tag})
-
+    cls = np.array([a.cls for a in agents], np.uint8)
+    semantics = np.empty((t_frames, *GRID_SHAPE), np.uint8)
+    instances = np.zeros((t_frames, *GRID_SHAPE), np.uint16)
     mask_lidar = np.empty_like(semantics)
     mask_camera = np.empty_like(semantics)
     for t in range(t_frames):
         semantics[t] = gather_frame(raster, *ego_map[t])
         sel = near[t][ids[near[t]] > 0]
-        dummy = np.zeros(len(sel), np.int64)
-        paint_boxes(semantics[t], instances[t], np.ascontiguousarray(local[t][sel]), cls[sel], ids[sel], dummy, True)
+        paint_boxes(semantics[t], instances[t], np.ascontiguousarray(local[t][sel]), cls[sel], ids[sel],
+                    np.zeros(len(sel), np.int64), True)
         mask_lidar[t], mask_camera[t] = visibility_masks(semantics[t], rig)
 
     meta = SceneMeta(

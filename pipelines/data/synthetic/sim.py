@@ -169,7 +169,9 @@ def simulate(
                 qx[k] = _interp(px, o, m, sk, ds)
                 qy[k] = _interp(py, o, m, sk, ds)
                 qyaw[k] = _interp(pyaw, o, m, sk, ds)
-            infl = width[i] / 2 + (0.15 if is_ped else 0.3)
+            # Walkers turn on the spot at corners, so their whole footprint (half diagonal)
+            # must stay clear; vehicles only need their half width.
+            infl = min(hdiag[i] + 0.1, 0.6) if is_ped else width[i] / 2 + 0.3
             gap = 1e9
             vlead = 0.0
             reach = lk + length[i] / 2 + infl

@@ -171,33 +171,69 @@ def _plaza(w: World, rng, x0, x1, y0, y1) -> None:
         w.prims.append(("pole", float(px), (y0 + y1) / 2, 12, 0.0, 0.0, 0.0))
 
 
-def _construction(w: World, rng, x0, x1, y0, y1) -> None:
-    """A fenced work zone: barriers along the edges, a construction vehicle, a parked trailer,
-    rows of cones, debris; gravel (other_flat) and bare terrain on the ground."""
-    w.prims.append(("rect", x0 + 2, x1 - 2, y0 + 2, y1 - 2, 2, 2, C["other_flat"], False))
-    # Barriers 1 m inside the south and north edges, leaving a gate.
-    for yb in (y0 + 1.0, y1 - 1.0):
-        bx = x0 + 1.5
-        gate = float(rng.uniform(x0 + 8, max(x0 + 8.1, x1 - 12)))
-        while bx + 2.2 < x1 - 1.5:
-            if not gate <= bx <= gate + 6:
-                w.statics.append(_static("barrier", bx + 1.1, yb, 0.0, 2.1, 0.6, float(rng.uniform(0.95, 1.1))))
-            bx += 2.35
-    for xb in (x0 + 1.0, x1 - 1.0):
-        by = y0 + 2.5
-        while by + 2.2 < y1 - 2.5:
-            w.statics.append(_static("barrier", xb, by + 1.1, np.pi / 2, 2.1, 0.6, float(rng.uniform(0.95, 1.1))))
-            by += 2.35
-    cx, cy = x0 + (x1 - x0) * float(rng.uniform(0.3, 0.45)), (y0 + y1) / 2
-    yaw = float(rng.uniform(-0.6, 0.6))
-    w.statics.append(_static("construction_vehicle", cx, cy, yaw, float(rng.uniform(6.0, 8.5)), float(rng.uniform(2.5, 3.0)), float(rng.uniform(3.0, 3.8))))
-    tx = x0 + (x1 - x0) * float(rng.uniform(0.62, 0.72))
-    w.statics.append(_static("trailer", tx, cy + float(rng.uniform(-2, 2)), 0.0, float(rng.uniform(8.0, 10.5)), 2.5, float(rng.uniform(1.3, 3.6)), "parked_trailer"))
-    for k in range(int(rng.integers(4, 9))):  # a row of cones near the gate
-        w.statics.append(_static("traffic_cone", x0 + 4.0 + 1.6 * k, y0 + 3.2, 0.0, 0.45, 0.45, float(rng.uniform(0.7, 0.9))))
-    w.statics.append(_static("others", x1 - 5.0, y1 - 5.5, 0.0, float(rng.uniform(2.0, 3.0)), float(rng.uniform(1.5, 2.5)), float(rng.uniform(0.8, 1.2)), "debris"))
-    # Bare terrain mound of excavated soil.
-    w.prims.append(("disk", x1 - 5.0, y0 + 6.0, 3.0, 2.5, 3, 4, C["terrain"]))
+def _construction(w: World, rng, x0, x1, y0, y1, side: str = "y0") -> None:
+    """A fenced work zone on the block edge `side` (facing the ego's road): barriers around it
+    with a gate, a construction vehicle, a parked trailer, a row of cones, debris (others), a
+    heap of excavated soil; gravel (other_flat) on the ground. The rest of the block is a vacant
+    lot with a few trees."""
+    horizontal = side in ("y0", "y1")  # the zone's long side runs along x
+    edge_len = (x1 - x0) if horizontal else (y1 - y0)
+    depth_max = (y1 - y0) if horizontal else (x1 - x0)
+    length = min(edge_len - 2.0, float(rng.uniform(30.0, 45.0)))
+    depth = min(depth_max - 2.0, float(rng.uniform(15.0, 22.0)))
+    if length < 14.0 or depth < 10.0:
+        return
+    a = float(rng.uniform(0.0, edge_len - length))
+
+    def world(u: float, v: float) -> tuple[float, float]:
+        """Zone frame (u along the edge, v into the block) -> map frame."""
+        if side == "y0":
+            return x0 + a + u, y0 + v
+        if side == "y1":
+            return x0 + a + u, y1 - v
+        if side == "x0":
+            return x0 + v, y0 + a + u
+        return x1 - v, y0 + a + u
+
+    turn = 0.0 if horizontal else np.pi / 2  # map yaw of the zone's u axis
+
+    def put(cls, u, v, yaw, l_, w_, h_, tag=""):
+        x, y = world(u, v)
+        w.statics.append(_static(cls, x, y, yaw + turn, l_, w_, h_, tag))
+
+    (ax, ay), (bx, by) = world(0.0, 0.0), world(length, depth)
+    w.prims.append(("rect", min(ax, bx), max(ax, bx), min(ay, by), max(ay, by), 2, 2, C["other_flat"], False))
+    gate = float(rng.uniform(6.0, length - 12.0))
+    for v_line in (1.0, depth - 1.0):  # fences along the edge (with a gate on the road side)
+        u = 1.5
+        while u + 2.2 < length - 1.5:
+            if not (v_line == 1.0 and gate <= u <= gate + 6.0):
+                put("barrier", u + 1.1, v_line, 0.0, 2.1, 0.6, float(rng.uniform(0.95, 1.1)))
+            u += 2.35
+    for u_line in (1.0, length - 1.0):  # and across it
+        v = 2.5
+        while v + 2.2 < depth - 2.5:
+            put("barrier", u_line, v + 1.1, np.pi / 2, 2.1, 0.6, float(rng.uniform(0.95, 1.1)))
+            v += 2.35
+    put("construction_vehicle", length * float(rng.uniform(0.3, 0.4)), depth / 2, float(rng.uniform(-0.5, 0.5)),
+        float(rng.uniform(6.0, 8.0)), float(rng.uniform(2.5, 3.0)), float(rng.uniform(3.0, 3.8)))
+    put("trailer", length * 0.72, depth / 2 + float(rng.uniform(-1.5, 1.5)), 0.0, float(rng.uniform(7.0, 9.0)), 2.5,
+        float(rng.uniform(1.3, 3.6)), "parked_trailer")
+    for k in range(int(rng.integers(4, 8))):  # cones lining the way in from the gate
+        put("traffic_cone", gate - 1.0, 2.6 + 1.4 * k, 0.0, 0.45, 0.45, float(rng.uniform(0.7, 0.9)))
+    put("others", length - 4.5, depth - 4.5, 0.0, float(rng.uniform(2.0, 3.0)), float(rng.uniform(1.5, 2.2)),
+        float(rng.uniform(0.8, 1.2)), "debris")
+    cx, cy = world(length - 5.0, 5.0)
+    w.prims.append(("disk", cx, cy, 2.5, 2.5, 3, 4, C["terrain"]))  # heap of excavated soil
+    # The vacant rest of the block.
+    if horizontal:
+        ry0, ry1 = (y0 + depth + 3, y1) if side == "y0" else (y0, y1 - depth - 3)
+        if ry1 - ry0 > 6:
+            _trees(w, rng, x0 + 2, x1 - 2, ry0, ry1 - 2, int((x1 - x0) * (ry1 - ry0) / 400))
+    else:
+        rx0, rx1 = (x0 + depth + 3, x1) if side == "x0" else (x0, x1 - depth - 3)
+        if rx1 - rx0 > 6:
+            _trees(w, rng, rx0, rx1 - 2, y0 + 2, y1 - 2, int((rx1 - rx0) * (y1 - y0) / 400))
 
 
 _BLOCK_KINDS = (("buildings", 0.5), ("park", 0.2), ("parking", 0.15), ("plaza", 0.15))
@@ -211,7 +247,11 @@ def build_world(
     hi: np.ndarray,
     forced: dict[tuple[int, int], str] | None = None,
 ) -> World:
-    """Blocks, green strips, street furniture and parked vehicles inside [lo, hi] (map frame)."""
+    """Blocks, green strips, street furniture and parked vehicles inside [lo, hi] (map frame).
+
+    `forced` sets the kind of some blocks, e.g. {(i, j): "construction_x0"} for a work zone on
+    the block's west edge.
+    """
     forced = forced or {}
     w = World()
     nx, ny = net.shape
@@ -229,9 +269,10 @@ def build_world(
                 continue
             rng = _block_rng(entropy, i, j, 1)
             kind = forced.get((i, j)) or names[int(rng.choice(len(names), p=probs))]
-            {"buildings": _buildings, "park": _park, "parking": _parking, "plaza": _plaza, "construction": _construction}[kind](
-                w, rng, x0, x1, y0, y1
-            )
+            if kind.startswith("construction"):  # "construction_<side>": the edge facing the road
+                _construction(w, rng, x0, x1, y0, y1, kind.split("_")[1])
+                continue
+            {"buildings": _buildings, "park": _park, "parking": _parking, "plaza": _plaza}[kind](w, rng, x0, x1, y0, y1)
     # Green strips where a road segment was removed (between two blocks).
     for i in range(nx):
         for j in range(ny - 1):

@@ -89,6 +89,16 @@ class RoadNetwork:
     def node_pos(self, i: int, j: int) -> np.ndarray:
         return np.array([self.xs[i], self.ys[j]])
 
+    def interior_nodes_near(self, lo: np.ndarray, hi: np.ndarray, margin: float):
+        """Yield (i, j, position) of interior intersections within `margin` m of the box [lo, hi]."""
+        nx, ny = self.shape
+        for i in range(1, nx - 1):
+            for j in range(1, ny - 1):
+                p = self.node_pos(i, j)
+                if np.any(p < lo - margin) or np.any(p > hi + margin):
+                    continue
+                yield i, j, p
+
     def arm(self, i: int, j: int, h: int) -> bool:
         """Whether a road leaves node (i, j) in direction h."""
         nx, ny = self.shape

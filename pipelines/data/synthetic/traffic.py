@@ -128,68 +128,63 @@ def spawn_vehicles(
     hi = route.max(axis=0) + cfg.vehicle_margin
     need = PATH_BACK + 14.0 * cfg.duration_s + VEHICLE_LOOK + 15.0
     mean_spacing = 100.0 / max(cfg.traffic_density, 1e-3)
-    nx, ny = net.shape
-    for i in range(1, nx - 1):
-        for j in range(1, ny - 1):
-            p = net.node_pos(i, j)
-            if np.any(p < lo - 150) or np.any(p > hi + 150):
+    for i, j, p in net.interior_nodes_near(lo, hi, 150.0):
+        for h in range(4):
+            if not net.arm(i, j, back_of(h)):
                 continue
-            for h in range(4):
-                if not net.arm(i, j, back_of(h)):
-                    continue
-                ip, jp = net.next_node(i, j, back_of(h))
-                seg = net.segment_length(i, j, back_of(h))
-                d_stop = net.stop_dist(i, j, h)
-                d_exit = net.stop_dist(ip, jp, h)
-                u_max = seg - d_exit - 0.5
-                node = net.node_id(i, j)
-                red = sig.time_to_green(node, h, 0.0) > 2.0
-                road = net.road_along(i, j, h)
-                for lane in range(road.lanes):
-                    res = [r for r in reserved if (r.i, r.j, r.h, r.lane) == (i, j, h, lane)]
-                    front = d_stop + 0.3  # u of the obstacle ahead (stop line or a rear bumper)
-                    lead_v = 0.0 if red else 1e9
-                    queue = red
-                    while True:
-                        vtype = _pick_type(rng, lane == road.lanes - 1)
-                        ag = make_vehicle(vtype, rng)
-                        trailer = make_trailer(rng) if vtype == "tractor" else None
-                        total = ag.length + (TRAILER_GAP + trailer.length if trailer else 0.0)
-                        if queue and rng.random() < 0.75:
-                            gap = float(rng.uniform(1.8, 3.0))
-                            v = 0.0
-                        else:
-                            queue = False
-                            v = min(ag.v0, lead_v + 1.0)
-                            gap = ag.s0 + v * ag.headway + float(rng.exponential(max(mean_spacing - 6.0, 3.0)))
-                            if lead_v < 0.5:
-                                v = min(ag.v0, float(np.sqrt(2 * 1.5 * max(gap - ag.s0 - 1.0, 0.0))))
-                        u_c = front + gap + ag.length / 2
-                        if u_c - ag.length / 2 + total > u_max:
-                            break
-                        front = u_c - ag.length / 2 + total
-                        lead_v = v
-                        pos = net.lane_point(i, j, h, lane, -u_c)
-                        if np.any(pos < lo) or np.any(pos > hi) or not _near(pos[None], route, cfg.vehicle_margin)[0]:
-                            continue
-                        if any(r.u_lo <= u_c + ag.length / 2 and u_c - ag.length / 2 - (total - ag.length) <= r.u_hi for r in res):
-                            continue
-                        # Buses and articulated trucks only drive straight on: at our tight
-                        # urban corners they would sweep over the neighbouring lanes.
-                        straight = vtype in STRAIGHT_ONLY
-                        built = vehicle_route(net, i, j, h, lane, u_c, need, rng, back=PATH_BACK, straight_only=straight)
-                        if built is None:  # the road ends in a T-junction ahead: a car instead
-                            trailer = None
-                            ag = make_vehicle("car", rng)
-                            built = vehicle_route(net, i, j, h, lane, u_c, need, rng, back=PATH_BACK)
-                        b, s_c = built
-                        ag.path = b.build()
-                        ag.s, ag.v = s_c, v
-                        out.append(ag)
-                        if trailer is not None:
-                            trailer.parent = -2  # resolved when packed: the agent right before
-                            trailer.trail_off = ag.length / 2 + TRAILER_GAP + trailer.length / 2
-                            out.append(trailer)
+            ip, jp = net.next_node(i, j, back_of(h))
+            seg = net.segment_length(i, j, back_of(h))
+            d_stop = net.stop_dist(i, j, h)
+            d_exit = net.stop_dist(ip, jp, h)
+            u_max = seg - d_exit - 0.5
+            node = net.node_id(i, j)
+            red = sig.time_to_green(node, h, 0.0) > 2.0
+            road = net.road_along(i, j, h)
+            for lane in range(road.lanes):
+                res = [r for r in reserved if (r.i, r.j, r.h, r.lane) == (i, j, h, lane)]
+                front = d_stop + 0.3  # u of the obstacle ahead (stop line or a rear bumper)
+                lead_v = 0.0 if red else 1e9
+                queue = red
+                while True:
+                    vtype = _pick_type(rng, lane == road.lanes - 1)
+                    ag = make_vehicle(vtype, rng)
+                    trailer = make_trailer(rng) if vtype == "tractor" else None
+                    total = ag.length + (TRAILER_GAP + trailer.length if trailer else 0.0)
+                    if queue and rng.random() < 0.75:
+                        gap = float(rng.uniform(1.8, 3.0))
+                        v = 0.0
+                    else:
+                        queue = False
+                        v = min(ag.v0, lead_v + 1.0)
+                        gap = ag.s0 + v * ag.headway + float(rng.exponential(max(mean_spacing - 6.0, 3.0)))
+                        if lead_v < 0.5:
+                            v = min(ag.v0, float(np.sqrt(2 * 1.5 * max(gap - ag.s0 - 1.0, 0.0))))
+                    u_c = front + gap + ag.length / 2
+                    if u_c - ag.length / 2 + total > u_max:
+                        break
+                    front = u_c - ag.length / 2 + total
+                    lead_v = v
+                    pos = net.lane_point(i, j, h, lane, -u_c)
+                    if np.any(pos < lo) or np.any(pos > hi) or not _near(pos[None], route, cfg.vehicle_margin)[0]:
+                        continue
+                    if any(r.u_lo <= u_c + ag.length / 2 and u_c - ag.length / 2 - (total - ag.length) <= r.u_hi for r in res):
+                        continue
+                    # Buses and articulated trucks only drive straight on: at our tight
+                    # urban corners they would sweep over the neighbouring lanes.
+                    straight = vtype in STRAIGHT_ONLY
+                    built = vehicle_route(net, i, j, h, lane, u_c, need, rng, back=PATH_BACK, straight_only=straight)
+                    if built is None:  # the road ends in a T-junction ahead: a car instead
+                        trailer = None
+                        ag = make_vehicle("car", rng)
+                        built = vehicle_route(net, i, j, h, lane, u_c, need, rng, back=PATH_BACK)
+                    b, s_c = built
+                    ag.path = b.build()
+                    ag.s, ag.v = s_c, v
+                    out.append(ag)
+                    if trailer is not None:
+                        trailer.parent = -2  # resolved when packed: the agent right before
+                        trailer.trail_off = ag.length / 2 + TRAILER_GAP + trailer.length / 2
+                        out.append(trailer)
     return out
 
 

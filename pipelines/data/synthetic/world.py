@@ -295,60 +295,55 @@ def build_world(
 def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy: list[int], lo, hi) -> None:
     """Street lights and tree pits on the kerb side of sidewalks, traffic-light poles with arms
     over the lanes at every approach, and parked vehicles (and cones) on parking strips."""
-    nx, ny = net.shape
-    for i in range(1, nx - 1):
-        for j in range(1, ny - 1):
-            p = net.node_pos(i, j)
-            if np.any(p < lo - 140) or np.any(p > hi + 140):
+    for i, j, p in net.interior_nodes_near(lo, hi, 140.0):
+        rng = _block_rng(entropy, i, j, 4)
+        for h in range(4):
+            # Traffic light for the approach with heading h: pole at the right-hand kerb
+            # corner before the node, arm over its lanes.
+            back = (h + 2) % 4
+            if not net.arm(i, j, back):
                 continue
-            rng = _block_rng(entropy, i, j, 4)
-            for h in range(4):
-                # Traffic light for the approach with heading h: pole at the right-hand kerb
-                # corner before the node, arm over its lanes.
-                back = (h + 2) % 4
-                if not net.arm(i, j, back):
-                    continue
-                road = net.road_along(i, j, h)
-                across = net.road_across(i, j, h)
-                rn = right_normal(h)
-                base = p - DIRS[h] * (across.half_width + 0.45) + rn * (road.half_width + 0.45)
-                arm = -rn
-                w.prims.append(("pole", float(base[0]), float(base[1]), 14, float(arm[0]), float(arm[1]), road.lanes * 3.5 + 1.0))
-                # Along the segment arriving with heading h: street lights and tree pits on the
-                # right-hand sidewalk, parked vehicles on the parking strip.
-                ip, jp = net.next_node(i, j, back)
-                seg = net.segment_length(i, j, back)
-                d0 = net.stop_dist(i, j, h) + 2.0
-                d1 = seg - net.stop_dist(ip, jp, h) - 2.0
-                u = d0 + float(rng.uniform(2, 10))
-                while u < d1:
-                    q = p - DIRS[h] * u + rn * (road.half_width + 0.45)
-                    if rng.random() < 0.5:
-                        w.prims.append(("pole", float(q[0]), float(q[1]), 13, float(-rn[0]), float(-rn[1]), 1.6))
-                    elif road.sidewalk > 3.5:
-                        w.prims.append(("tree", float(q[0]), float(q[1]), k_of(2.6), float(rng.uniform(3.6, 4.4)), float(rng.uniform(1.1, 1.5))))
-                    u += float(rng.uniform(14, 30))
-                if road.parking:
-                    u = d0 + 1.0
-                    cones = rng.random() < 0.25
-                    yaw = float(np.arctan2(DIRS[h][1], DIRS[h][0]))
-                    while u + 5.0 < d1:
-                        if cones and rng.random() < 0.5:
-                            for k in range(4):
-                                c = p - DIRS[h] * (u + 0.5 + 1.3 * k) + rn * (road.parking_offset - 0.5)
-                                w.statics.append(_static("traffic_cone", float(c[0]), float(c[1]), 0.0, 0.45, 0.45, 0.8))
-                            u += 5.6
-                            continue
-                        r = rng.random()
-                        if r < 0.1:
-                            l_, wd, hh, tag = float(rng.uniform(5.5, 6.5)), float(rng.uniform(2.0, 2.1)), float(rng.uniform(2.3, 2.8)), "truck"
-                        elif r < 0.16:
-                            l_, wd, hh, tag = float(rng.uniform(1.9, 2.2)), 0.8, 1.3, "motorcycle"
-                        else:
-                            l_, wd, hh, tag = float(rng.uniform(4.0, 4.8)), float(rng.uniform(1.75, 1.95)), float(rng.uniform(1.45, 1.8)), "car"
-                        if u + l_ + 0.5 > d1:
-                            break
-                        if rng.random() < cfg.parked_share:
-                            q = p - DIRS[h] * (u + 0.4 + l_ / 2) + rn * road.parking_offset
-                            w.statics.append(_static(tag, float(q[0]), float(q[1]), yaw, l_, wd, hh, "parked"))
-                        u += l_ + float(rng.uniform(0.8, 2.0))
+            road = net.road_along(i, j, h)
+            across = net.road_across(i, j, h)
+            rn = right_normal(h)
+            base = p - DIRS[h] * (across.half_width + 0.45) + rn * (road.half_width + 0.45)
+            arm = -rn
+            w.prims.append(("pole", float(base[0]), float(base[1]), 14, float(arm[0]), float(arm[1]), road.lanes * 3.5 + 1.0))
+            # Along the segment arriving with heading h: street lights and tree pits on the
+            # right-hand sidewalk, parked vehicles on the parking strip.
+            ip, jp = net.next_node(i, j, back)
+            seg = net.segment_length(i, j, back)
+            d0 = net.stop_dist(i, j, h) + 2.0
+            d1 = seg - net.stop_dist(ip, jp, h) - 2.0
+            u = d0 + float(rng.uniform(2, 10))
+            while u < d1:
+                q = p - DIRS[h] * u + rn * (road.half_width + 0.45)
+                if rng.random() < 0.5:
+                    w.prims.append(("pole", float(q[0]), float(q[1]), 13, float(-rn[0]), float(-rn[1]), 1.6))
+                elif road.sidewalk > 3.5:
+                    w.prims.append(("tree", float(q[0]), float(q[1]), k_of(2.6), float(rng.uniform(3.6, 4.4)), float(rng.uniform(1.1, 1.5))))
+                u += float(rng.uniform(14, 30))
+            if road.parking:
+                u = d0 + 1.0
+                cones = rng.random() < 0.25
+                yaw = float(np.arctan2(DIRS[h][1], DIRS[h][0]))
+                while u + 5.0 < d1:
+                    if cones and rng.random() < 0.5:
+                        for k in range(4):
+                            c = p - DIRS[h] * (u + 0.5 + 1.3 * k) + rn * (road.parking_offset - 0.5)
+                            w.statics.append(_static("traffic_cone", float(c[0]), float(c[1]), 0.0, 0.45, 0.45, 0.8))
+                        u += 5.6
+                        continue
+                    r = rng.random()
+                    if r < 0.1:
+                        l_, wd, hh, tag = float(rng.uniform(5.5, 6.5)), float(rng.uniform(2.0, 2.1)), float(rng.uniform(2.3, 2.8)), "truck"
+                    elif r < 0.16:
+                        l_, wd, hh, tag = float(rng.uniform(1.9, 2.2)), 0.8, 1.3, "motorcycle"
+                    else:
+                        l_, wd, hh, tag = float(rng.uniform(4.0, 4.8)), float(rng.uniform(1.75, 1.95)), float(rng.uniform(1.45, 1.8)), "car"
+                    if u + l_ + 0.5 > d1:
+                        break
+                    if rng.random() < cfg.parked_share:
+                        q = p - DIRS[h] * (u + 0.4 + l_ / 2) + rn * road.parking_offset
+                        w.statics.append(_static(tag, float(q[0]), float(q[1]), yaw, l_, wd, hh, "parked"))
+                    u += l_ + float(rng.uniform(0.8, 2.0))

@@ -8,6 +8,10 @@ from pipelines.data.scene import SceneData
 from pipelines.errors import BadInput
 
 
+# Bump when the generator's output changes for the same config, so old datasets are not reused.
+GENERATOR_VERSION = 1
+
+
 class SyntheticSource:
     kind = "synthetic"
     parallel = True  # scenes are independent: generate them in worker processes
@@ -28,7 +32,7 @@ class SyntheticSource:
         return [f"scene-{i:04d}" for i in range(self.count)]
 
     def id_fields(self) -> dict:
-        return {"seed": self.seed, "synthetic": dataclasses.asdict(self.config)}
+        return {"seed": self.seed, "generator": GENERATOR_VERSION, "synthetic": dataclasses.asdict(self.config)}
 
     def load(self, name: str) -> SceneData:
         from pipelines.data.synthetic.generate import generate_scene

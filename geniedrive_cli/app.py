@@ -18,13 +18,14 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import options, prepare_occ
+from geniedrive_cli import model_info, options, prepare_occ
 from pipelines import __version__
 from pipelines.console import ui
 from pipelines.errors import GdriveError
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "prepare-occ": prepare_occ.command,
+    "model-info": model_info.command,
 }
 
 _GLOBAL_HELP = "Global options (before or after the command): " + "; ".join(

@@ -1,0 +1,1 @@
+"""The occupancy world model: tri-plane VAE, control-conditioned forecaster, training, metrics."""

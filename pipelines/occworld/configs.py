@@ -1,0 +1,87 @@
+"""Named world-model configurations in one plain registry: `paper`, `small`, `debug`.
+
+`paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 979,378 parameters, the
+released code's numbers); `small` trains on a CPU; `debug` is for tests. Configs are saved beside
+weights (`config.json`) and used to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from pipelines.errors import BadInput
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    num_classes: int = 18
+    embed_dim: int = 8  # learned class embedding 18 -> 8 (not one-hot)
+    dim: int = 64  # conv channels = latent channels = axis-transformer width
+    down_kernel: int = 5  # two stride-2 3-D convolutions: 200x200x16 -> 50x50x4
+    up_kernel: int = 4  # two stride-2 transposed convolutions back to 200x200x16
+    heads: int = 2
+    depth: int = 2  # post-norm blocks per axis transformer
+    ffn_dim: int = 64
+    dropout: float = 0.5  # standalone VAE training; the end-to-end model uses 0.0
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    dim: int = 64  # token width (= VAE latent channels)
+    history: int = 9  # memory frames (k)
+    low_layers: int = 5  # Mutual-Control-Attention layers
+    high_layers: int = 5  # spatio-temporal layers
+    deform_heads: int = 8
+    deform_points: int = 4
+    plan_to_scene_heads: int = 4  # scene tokens attend to the plan token
+    scene_to_plan_heads: int = 8  # the plan token attends to the scene
+    fusion_heads: int = 4
+    ffn_dim: int = 128
+    pose_hidden: int = 32
+    control_dim: int = 9  # per history slot: Δxy (2) + relative quaternion (4) + [vx, vy, yaw rate]
+    num_commands: int = 3
+    head_hidden: int = 32
+    fusion_freqs: int = 4  # sinusoidal frequencies per step-transform scalar
+    future: int = 6
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    name: str
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "config.json") -> "WorldModelConfig":
+        try:
+            return cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]))
+        except (KeyError, TypeError) as exc:
+            raise BadInput(f"{where}: not a world-model config ({type(exc).__name__}: {exc}); rebuild it from a named config") from None
+
+
+CONFIGS: dict[str, WorldModelConfig] = {
+    "paper": WorldModelConfig("paper"),
+    "small": WorldModelConfig(
+        "small",
+        VAEConfig(dim=32, down_kernel=3, heads=2, depth=1, ffn_dim=32, dropout=0.1),
+        ForecasterConfig(dim=32, low_layers=2, high_layers=2, deform_heads=4, plan_to_scene_heads=2,
+                         scene_to_plan_heads=4, fusion_heads=2, ffn_dim=64, pose_hidden=16, head_hidden=16),
+    ),
+    "debug": WorldModelConfig(
+        "debug",
+        VAEConfig(dim=8, down_kernel=3, up_kernel=4, heads=2, depth=1, ffn_dim=8, dropout=0.0),
+        ForecasterConfig(dim=8, history=3, low_layers=1, high_layers=1, deform_heads=2, deform_points=2,
+                         plan_to_scene_heads=2, scene_to_plan_heads=2, fusion_heads=2, ffn_dim=16,
+                         pose_hidden=8, head_hidden=8),
+    ),
+}
+
+
+def get_config(name: str, flag: str = "--model-config") -> WorldModelConfig:
+    if name not in CONFIGS:
+        raise BadInput(f"{flag} '{name}': unknown world-model config; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]

@@ -1,0 +1,219 @@
+"""The control-conditioned forecaster (GenieDrive "EE_World" predictor), one step at a time.
+
+Per step: the current latent [B, C, 50, 58] becomes 2900 tokens (row/column + temporal
+embeddings); the pose encoder turns the 9 history slots' controls into one plan token; 5
+Mutual-Control-Attention layers exchange information between scene and plan; the transformation
+head reads the plan token into a per-command ego step (Δxy + quaternion); a fusion cross-attention
+injects the step transform that drives the forecast; 5 spatio-temporal layers fuse the 9-frame
+history per cell; the tokens are reshaped into the next latent (no residual from the current one).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
+from pipelines.occworld.configs import ForecasterConfig
+
+ROWS, COLS = 50, 58
+
+
+def _mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim_in, hidden), nn.ReLU(), nn.Linear(hidden, dim_out))
+
+
+class PoseEncoder(nn.Module):
+    """[B, k, 9] history controls -> one plan token [B, 1, C]."""
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        h = cfg.pose_hidden
+        self.mlp = nn.Sequential(nn.Linear(cfg.control_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.slot = nn.Parameter(nn.init.trunc_normal_(torch.empty(cfg.history, h), std=0.02))
+        self.proj = nn.Linear(cfg.history * h, cfg.dim)
+
+    def forward(self, controls: torch.Tensor) -> torch.Tensor:
+        x = self.mlp(controls) + self.slot
+        return self.proj(x.flatten(1)).unsqueeze(1)
+
+
+class CrossBlock(nn.Module):
+    """Queries attend to a context, then an MLP; both added as residuals."""
+
+    def __init__(self, dim: int, heads: int, hidden: int):
+        super().__init__()
+        self.attn = MultiHeadAttention(dim, heads)
+        self.mlp = _mlp(dim, hidden, dim)
+
+    def forward(self, q: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        q = q + self.attn(q, ctx)
+        return q + self.mlp(q)
+
+
+def _ffn(dim: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+
+class MCALayer(nn.Module):
+    """Mutual-Control-Attention: plan->scene, deformable self-attention, scene->plan, FFNs."""
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        d = cfg.dim
+        self.plan_to_scene = CrossBlock(d, cfg.plan_to_scene_heads, d)
+        self.deform = DeformableAttention2D(d, cfg.deform_heads, cfg.deform_points)
+        self.norm_scene1, self.norm_plan1 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.scene_to_plan = CrossBlock(d, cfg.scene_to_plan_heads, d)
+        self.norm_scene2, self.norm_plan2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.ffn_scene, self.ffn_plan = _ffn(d, cfg.ffn_dim), _ffn(d, cfg.ffn_dim)
+        self.norm_scene3, self.norm_plan3 = nn.LayerNorm(d), nn.LayerNorm(d)
+
+    def forward(self, scene: torch.Tensor, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scene = self.plan_to_scene(scene, plan)
+        scene = scene + self.deform(scene, scene, (ROWS, COLS))
+        scene, plan = self.norm_scene1(scene), self.norm_plan1(plan)
+        plan = self.scene_to_plan(plan, scene)
+        scene, plan = self.norm_scene2(scene), self.norm_plan2(plan)
+        scene = self.norm_scene3(scene + self.ffn_scene(scene))
+        plan = self.norm_plan3(plan + self.ffn_plan(plan))
+        return scene, plan
+
+
+class TemporalFusion(nn.Module):
+    """Per cell: concat(token, k history latents) -> MLP -> residual."""
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        d = cfg.dim
+        self.net = nn.Sequential(
+            nn.Linear(d * (cfg.history + 1), d), nn.ReLU(), nn.Linear(d, d),
+            nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d),
+        )
+
+    def forward(self, x: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        return x + self.net(torch.cat([x, history], -1))
+
+
+class SpatioTemporalLayer(nn.Module):
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        d = cfg.dim
+        self.deform = DeformableAttention2D(d, cfg.deform_heads, cfg.deform_points)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+        self.fusion = TemporalFusion(cfg)
+        self.ffn = _ffn(d, cfg.ffn_dim)
+
+    def forward(self, x: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.deform(x, x, (ROWS, COLS)))
+        x = self.norm2(self.fusion(x, history))
+        return self.norm3(x + self.ffn(x))
+
+
+def sinusoidal(values: torch.Tensor, freqs: int) -> torch.Tensor:
+    """[B, n] scalars -> [B, n * 2 * freqs]: cos ‖ sin at frequencies 10000^(-i/freqs)."""
+    f = 10000.0 ** (-torch.arange(freqs, device=values.device, dtype=values.dtype) / freqs)
+    ang = values.unsqueeze(-1) * f
+    return torch.cat([ang.cos(), ang.sin()], -1).flatten(1)
+
+
+class ControlFusion(nn.Module):
+    """The step transform (9 rotation + 3 translation entries) as one token the scene attends to."""
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        d = cfg.dim
+        self.freqs = cfg.fusion_freqs
+        self.embed = _mlp(12 * 2 * cfg.fusion_freqs, d, d)
+        self.cross = CrossBlock(d, cfg.fusion_heads, d)
+
+    def forward(self, scene: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """scene [B, N, C]; step [B, 4, 4] current->next ego transform."""
+        flat = torch.cat([step[:, :3, :3].flatten(1), step[:, :3, 3]], 1)
+        token = self.embed(sinusoidal(flat, self.freqs)).unsqueeze(1)
+        return self.cross(scene, token)
+
+
+class TransformationHead(nn.Module):
+    """Plan token -> per command [Δx, Δy, qw, qx, qy, qz]; the command picks a row."""
+
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        self.num_commands = cfg.num_commands
+        self.net = nn.Sequential(nn.Linear(cfg.dim, cfg.head_hidden), nn.Softplus(),
+                                 nn.Linear(cfg.head_hidden, cfg.num_commands * 6))
+
+    def forward(self, plan: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
+        """plan [B, 1, C]; command [B, 3] one-hot -> [B, 6] with a unit quaternion."""
+        out = self.net(plan[:, 0]).view(-1, self.num_commands, 6)
+        row = (out * command.unsqueeze(-1)).sum(1)
+        return torch.cat([row[:, :2], F.normalize(row[:, 2:], dim=-1)], -1)
+
+
+class Forecaster(nn.Module):
+    def __init__(self, cfg: ForecasterConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.pose_encoder = PoseEncoder(cfg)
+        self.row_embed = nn.Parameter(torch.randn(ROWS, d // 2))
+        self.col_embed = nn.Parameter(torch.randn(COLS, d - d // 2))
+        self.time_embed = nn.Embedding(cfg.history + 1, d)  # 0..k-1 history, k = current
+        self.low = nn.ModuleList(MCALayer(cfg) for _ in range(cfg.low_layers))
+        self.head = TransformationHead(cfg)
+        self.fusion = ControlFusion(cfg)
+        self.high = nn.ModuleList(SpatioTemporalLayer(cfg) for _ in range(cfg.high_layers))
+
+    def _pos(self) -> torch.Tensor:
+        """[ROWS * COLS, C] row ‖ column embedding."""
+        return torch.cat([
+            self.row_embed.unsqueeze(1).expand(ROWS, COLS, -1),
+            self.col_embed.unsqueeze(0).expand(ROWS, COLS, -1),
+        ], -1).reshape(ROWS * COLS, -1)
+
+    def step(self, current: torch.Tensor, history: torch.Tensor, controls: torch.Tensor,
+             command: torch.Tensor, step_transform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forecast step.
+
+        current [B, C, 50, 58]; history [B, k, C, 50, 58] (oldest first); controls [B, k, 9];
+        command [B, 3] one-hot; step_transform [B, 4, 4] current->next ego transform that drives
+        the forecast (None: use the transform predicted from the plan token).
+        Returns (next latent [B, C, 50, 58], predicted step [B, 6] = Δx, Δy, quaternion wxyz).
+        """
+        b, c = current.shape[:2]
+        k = self.cfg.history
+        pos = self._pos()
+        scene = current.flatten(2).transpose(1, 2) + pos + self.time_embed.weight[k]
+        hist = history.flatten(3).permute(0, 3, 1, 2) + self.time_embed.weight[:k]  # [B, N, k, C]
+        hist = hist.reshape(b, ROWS * COLS, k * c)  # frame-major per cell
+        plan = self.pose_encoder(controls)
+        for layer in self.low:
+            scene, plan = layer(scene, plan)
+        pred = self.head(plan, command)
+        if step_transform is None:
+            step_transform = step_from_prediction(pred)
+        scene = self.fusion(scene, step_transform)
+        for layer in self.high:
+            scene = layer(scene, hist)
+        return scene.transpose(1, 2).reshape(b, c, ROWS, COLS), pred
+
+
+def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
+    """[..., 4] wxyz -> [..., 3, 3]."""
+    q = F.normalize(q, dim=-1)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack([
+        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+    ], -1).view(*q.shape[:-1], 3, 3)
+
+
+def step_from_prediction(pred: torch.Tensor) -> torch.Tensor:
+    """[B, 6] (Δx, Δy, quaternion) in the current ego frame -> [B, 4, 4] current->next transform."""
+    t = torch.eye(4, device=pred.device, dtype=pred.dtype).repeat(pred.shape[0], 1, 1)
+    t[:, :3, :3] = quat_to_rotmat(pred[:, 2:])
+    t[:, 0, 3] = pred[:, 0]
+    t[:, 1, 3] = pred[:, 1]
+    return t

@@ -1,0 +1,1 @@
+"""Metrics: occupancy (mIoU conventions, IoU), control adherence, LiDAR, video."""

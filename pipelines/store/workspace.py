@@ -16,6 +16,7 @@ ENV_WORKSPACE = "GDRIVE_WORKSPACE"
 KINDS: dict[str, tuple[str, str]] = {
     "dataset": ("datasets", "gdrive prepare-occ --name NAME"),
     "cache": ("caches", "built on first use by the loaders"),
+    "model": ("models", "gdrive train-vae --name NAME"),
 }
 
 

@@ -1,0 +1,141 @@
+"""Checkpoints as safetensors: weights, optimiser state, step and RNG, written atomically.
+
+A checkpoint folder holds:
+    model.safetensors       weights (EMA weights in ema.safetensors when training keeps an EMA)
+    optimizer.safetensors   every tensor of the optimiser state, keys `state.<param index>.<name>`
+    rng.safetensors         torch CPU (and CUDA) generator states
+    state.json              step, optimiser param_groups, anything else the trainer records
+    config.json             the model config, used to rebuild the model
+Nothing here unpickles: a pickle given where safetensors is expected is refused with exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from pipelines.errors import BadInput
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse what is not a safetensors file (a pickle, a zip, garbage) with one line."""
+    if not path.is_file():
+        raise BadInput(f"{path}: weights file is missing; pass a folder written by gdrive training")
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise BadInput(f"{path}: is a pickle/zip (torch.save) file, not safetensors; convert it with "
+                       "safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')")
+    if len(head) < 9 or head[8:9] != b"{":
+        raise BadInput(f"{path}: not a safetensors file (bad header); re-export the weights as safetensors")
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    _check_safetensors(path)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BadInput(f"{path}: unreadable safetensors ({str(exc).splitlines()[0]}); the file is truncated or corrupt") from None
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into `module`, refusing any missing key or shape mismatch."""
+    state = read_tensors(path)
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise BadInput(f"{path}: weights do not fit this model ({what}); use the config saved beside them")
+    for k, v in own.items():
+        if state[k].shape != v.shape:
+            raise BadInput(f"{path}: '{k}' has shape {tuple(state[k].shape)}, the model needs {tuple(v.shape)}; "
+                           "the checkpoint is for another config (see its config.json)")
+    module.load_state_dict(state)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"state.{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, v in tensors.items():
+        _, idx, name = key.split(".", 2)
+        state.setdefault(int(idx), {})[name] = v
+    for key, v in meta.get("scalars", {}).items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict, config: dict, ema: torch.nn.Module | None = None) -> Path:
+    """Write a complete checkpoint to `folder` atomically (temp sibling, then rename)."""
+    folder = Path(folder)
+    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    if ema is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
+    meta = dict(state)
+    if optimizer is not None:
+        tensors, opt_meta = _optimizer_tensors(optimizer)
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        meta["optimizer"] = opt_meta
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            rng[f"cuda{i}"] = s
+    save_file(rng, str(tmp / "rng.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=str))
+    (tmp / "config.json").write_text(json.dumps(config, indent=1))
+    old = None
+    if folder.exists():
+        old = folder.parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
+        folder.rename(old)
+    tmp.rename(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    fd = os.open(folder.parent, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    return folder
+
+
+def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    ema: torch.nn.Module | None = None, restore_rng: bool = True) -> dict:
+    """Restore a checkpoint written by `save_checkpoint`; returns its state.json."""
+    folder = Path(folder)
+    if not (folder / "state.json").is_file():
+        raise BadInput(f"{folder}: not a gdrive checkpoint (no state.json); pass a checkpoint folder or drop --resume")
+    meta = json.loads((folder / "state.json").read_text())
+    load_weights(model, folder / "model.safetensors")
+    if ema is not None and (folder / "ema.safetensors").exists():
+        load_weights(ema, folder / "ema.safetensors")
+    if optimizer is not None and "optimizer" in meta:
+        _restore_optimizer(optimizer, read_tensors(folder / "optimizer.safetensors"), meta["optimizer"])
+    if restore_rng:
+        rng = read_tensors(folder / "rng.safetensors")
+        torch.set_rng_state(rng["torch"])
+        if torch.cuda.is_available():
+            states = [rng[k] for k in sorted(k for k in rng if k.startswith("cuda"))]
+            if len(states) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(states)
+    return meta

@@ -1,0 +1,136 @@
+"""The training loop shared by every stage: seeds, batches as a pure function of the step,
+checkpoints with optimiser state and RNG, `--resume`, EMA, validation, DDP through torchrun.
+
+Because batch indices depend only on (seed, step), and the RNG state is saved with every
+checkpoint, a run killed and resumed ends with the same weights as one that was never stopped.
+Run state lives in `runs/<name>/last/` (atomic swaps); the finished model is published as a
+`models/<name>/` artifact.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from pipelines.console import ui
+from pipelines.occworld.checkpoint import load_checkpoint, save_checkpoint
+from pipelines.occworld.distributed import DistInfo, all_reduce_mean
+
+
+@dataclass
+class TrainSettings:
+    steps: int = 1000
+    batch_size: int = 2  # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 0.0  # 0 = off
+    warmup: int = 0
+    ema: bool = True
+    val_every: int = 0  # 0 = only at the end
+    ckpt_every: int = 100
+    seed: int = 0
+
+
+def ema_decay(n: int) -> float:
+    """The official schedule: 0.999 * (1 - exp(-n / 2000))."""
+    return 0.999 * (1.0 - math.exp(-n / 2000.0))
+
+
+def batch_indices(n_items: int, step: int, batch: int, world: int, rank: int, seed: int) -> np.ndarray:
+    """Item indices of this rank's batch at `step`: a seeded permutation per epoch, a pure function
+    of (seed, step), so resuming replays exactly the data an uninterrupted run would see."""
+    per_step = batch * world
+    start = step * per_step
+    out = []
+    while len(out) < batch:
+        pos = start + rank * batch + len(out)
+        epoch, off = divmod(pos, n_items)
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        perm = torch.randperm(n_items, generator=g)
+        out.append(int(perm[off]))
+    return np.asarray(out)
+
+
+@dataclass
+class Stage:
+    """What a training stage plugs into the loop."""
+
+    model: torch.nn.Module  # the trained module (unwrapped)
+    n_items: int  # training items (frames or windows)
+    make_batch: Callable[[np.ndarray], dict]  # indices -> batch on the device
+    loss: Callable[[torch.nn.Module, dict, int], tuple[torch.Tensor, dict[str, float]]]
+    validate: Callable[[torch.nn.Module], dict[str, float]] | None = None
+    params: Callable[[torch.nn.Module], list] | None = None  # trainable parameters (default all)
+
+
+def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, device: torch.device,
+          info: DistInfo, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train to `settings.steps`; returns {'step', 'last_loss', 'losses', 'metrics', 'seconds'}.
+
+    `stop_after` ends the run early after that many steps (tests use it to simulate a kill).
+    """
+    torch.manual_seed(settings.seed + info.rank)
+    model = stage.model.to(device)
+    params = stage.params(model) if stage.params else [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    ema = copy.deepcopy(model).eval() if settings.ema else None
+    if ema is not None:
+        for p in ema.parameters():
+            p.requires_grad_(False)
+    step = 0
+    history: list[float] = []
+    last = run_dir / "last"
+    if resume:
+        meta = load_checkpoint(last, model, opt, ema)  # weights, optimiser, EMA and RNG
+        step = int(meta["step"])
+        history = list(meta.get("losses", []))
+        ui.info(f"resumed from {last} at step {step}")
+    net = DDP(model) if info.world > 1 else model
+    t0 = time.perf_counter()
+    end = settings.steps if stop_after is None else min(settings.steps, step + stop_after)
+    metrics: dict[str, float] = {}
+    with ui.progress(f"training {config.get('stage', '')}".strip(), settings.steps - step) as bar:
+        while step < end:
+            idx = batch_indices(stage.n_items, step, settings.batch_size, info.world, info.rank, settings.seed)
+            batch = stage.make_batch(idx)
+            lr = settings.lr * min(1.0, (step + 1) / settings.warmup) if settings.warmup else settings.lr
+            for g in opt.param_groups:
+                g["lr"] = lr
+            net.train()
+            loss, parts = stage.loss(net, batch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+            opt.step()
+            step += 1
+            if ema is not None:
+                d = ema_decay(step)
+                with torch.no_grad():
+                    for pe, pm in zip(ema.parameters(), model.parameters()):
+                        pe.mul_(d).add_(pm.detach(), alpha=1.0 - d)
+                    for be, bm in zip(ema.buffers(), model.buffers()):
+                        be.copy_(bm)
+            value = float(all_reduce_mean(loss.detach(), info))
+            history.append(value)
+            rate = step / max(time.perf_counter() - t0, 1e-9)
+            bar.advance(status=f"loss {value:.4f} {rate:.2f} it/s")
+            if info.main and settings.ckpt_every and (step % settings.ckpt_every == 0 or step == end):
+                save_checkpoint(last, model, opt, {"step": step, "losses": history, "settings": dataclasses.asdict(settings)},
+                                config, ema)
+            if stage.validate and settings.val_every and step % settings.val_every == 0 and info.main:
+                metrics = stage.validate(ema if ema is not None else model)
+                ui.info(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    if stage.validate and info.main and step == settings.steps and not (settings.val_every and step % settings.val_every == 0):
+        metrics = stage.validate(ema if ema is not None else model)
+    return {"step": step, "last_loss": history[-1] if history else None, "losses": history,
+            "metrics": metrics, "seconds": time.perf_counter() - t0, "ema": ema}

@@ -7,6 +7,7 @@ lists exactly this table. Exit codes: 0 success, 2 bad usage or input (one line,
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Callable
@@ -18,7 +19,7 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import model_info, options, prepare_occ
+from geniedrive_cli import model_info, options, prepare_occ, train_vae
 from pipelines import __version__
 from pipelines.console import ui
 from pipelines.errors import GdriveError
@@ -26,6 +27,7 @@ from pipelines.errors import GdriveError
 COMMANDS: dict[str, Callable[..., None]] = {
     "prepare-occ": prepare_occ.command,
     "model-info": model_info.command,
+    "train-vae": train_vae.command,
 }
 
 _GLOBAL_HELP = "Global options (before or after the command): " + "; ".join(
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     except GdriveError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
+    if os.environ.get("RANK", "0") != "0":  # torchrun: only rank 0 talks
+        opts.quiet, opts.json = True, False
     options.state.__dict__.update(vars(opts))  # in place: command modules hold this object
     ui.configure(quiet=opts.quiet)
     cmd = typer.main.get_command(build_app())

@@ -34,6 +34,12 @@ def init_distributed(device: torch.device) -> DistInfo:
     return info
 
 
+def shutdown_distributed(info: DistInfo) -> None:
+    if info.world > 1 and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def resolve_device(flag: str, local_rank: int = 0) -> torch.device:
     """--device auto|cpu|cuda|cuda:N -> a torch device (raises BadInput when CUDA is missing)."""
     from pipelines.errors import BadInput

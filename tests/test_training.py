@@ -42,6 +42,9 @@ def test_checkpoint_roundtrip_and_refusals(tmp_path):
         big = TriplaneVAE(CONFIGS["small"].vae)
         save_file(big.state_dict(), str(tmp_path / "big.safetensors"))
         load_weights(m2, tmp_path / "big.safetensors")
+    # A run killed between the two renames of a checkpoint swap: the old one comes back.
+    (tmp_path / "ck").rename(tmp_path / ".old-ck-deadbeef")
+    assert load_checkpoint(tmp_path / "ck", m2, opt2)["step"] == 7
     (tmp_path / "junk.safetensors").write_bytes(b"\x00" * 40)
     with pytest.raises(BadInput, match="not a safetensors file"):
         load_weights(m2, tmp_path / "junk.safetensors")

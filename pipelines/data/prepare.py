@@ -11,7 +11,9 @@ Dataset layout (`datasets/<name>/`):
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing as mp
+import re
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,7 +23,7 @@ import numpy as np
 
 from pipelines.console import ui
 from pipelines.data.controls import COMMANDS, commands
-from pipelines.data.occ3d import NUM_CLASSES, instances_npz_bytes, labels_npz_bytes
+from pipelines.data.occ3d import CLASS_NAMES, NUM_CLASSES, instances_npz_bytes, labels_npz_bytes
 from pipelines.data.preview import write_scene_previews
 from pipelines.data.scene import SceneData
 from pipelines.errors import BadInput
@@ -84,8 +86,6 @@ def write_scene(tmp: Path, data: SceneData, previews: bool) -> dict:
             (d / "instances.npz").write_bytes(instances_npz_bytes(data.instances[t]))
     sdir = tmp / "scenes" / meta.name
     sdir.mkdir(parents=True, exist_ok=True)
-    import json
-
     (sdir / "scene.json").write_text(json.dumps(meta.to_dict(), indent=1) + "\n")
     if previews:
         pdir = tmp / "previews"
@@ -130,17 +130,11 @@ def _summarise(scenes: list[dict]) -> dict:
         "scenes": len(scenes),
         "frames": int(sum(s["frames"] for s in scenes)),
         "splits": {sp: sum(1 for s in scenes if s["split"] == sp) for sp in sorted({s["split"] for s in scenes})},
-        "class_voxels": {n: int(v) for n, v in zip(_class_names(), voxels)},
+        "class_voxels": {n: int(v) for n, v in zip(CLASS_NAMES, voxels)},
         "classes_present": int(np.count_nonzero(voxels[:17])),
         "commands": {c: int(v) for c, v in zip(COMMANDS, cmds)},
         "instances": int(sum(s["instances"] for s in scenes)),
     }
-
-
-def _class_names():
-    from pipelines.data.occ3d import CLASS_NAMES
-
-    return CLASS_NAMES
 
 
 def prepare_occ(ws: Workspace, req: PrepareRequest):
@@ -186,8 +180,6 @@ def _short(obj) -> str:
 
 
 def _check_name(name: str) -> None:
-    import re
-
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
         raise BadInput(f"--name '{name}': use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
 

@@ -12,8 +12,6 @@ Nothing here unpickles: a pickle given where safetensors is expected is refused 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pipelines.errors import BadInput
+from pipelines.store.artifacts import recover_dir, replace_dir
 
 
 def _check_safetensors(path: Path) -> None:
@@ -89,6 +88,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
                     state: dict, config: dict, ema: torch.nn.Module | None = None) -> Path:
     """Write a complete checkpoint to `folder` atomically (temp sibling, then rename)."""
     folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(folder.parent, folder.name, "state.json")  # a swap a killed run left half done
     tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
@@ -106,16 +107,7 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     save_file(rng, str(tmp / "rng.safetensors"))
     (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=str))
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    old = None
-    if folder.exists():
-        old = folder.parent / f".old-{folder.name}-{uuid.uuid4().hex[:8]}"
-        folder.rename(old)
-    tmp.rename(folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    fd = os.open(folder.parent, os.O_RDONLY)
-    os.fsync(fd)
-    os.close(fd)
+    replace_dir(tmp, folder)
     return folder
 
 
@@ -123,6 +115,8 @@ def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
                     ema: torch.nn.Module | None = None, restore_rng: bool = True) -> dict:
     """Restore a checkpoint written by `save_checkpoint`; returns its state.json."""
     folder = Path(folder)
+    if folder.parent.is_dir():
+        recover_dir(folder.parent, folder.name, "state.json")
     if not (folder / "state.json").is_file():
         raise BadInput(f"{folder}: not a gdrive checkpoint (no state.json); pass a checkpoint folder or drop --resume")
     meta = json.loads((folder / "state.json").read_text())

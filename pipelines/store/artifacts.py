@@ -106,13 +106,16 @@ def artifact_lock(ws: Workspace, kind: str, name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _recover(root: Path, name: str) -> None:
-    """Under the lock: drop temp folders of dead runs; restore a replaced artifact whose swap died."""
+def recover_dir(root: Path, name: str, marker: str = MANIFEST) -> None:
+    """Under the lock: drop temp folders of dead runs; restore a replaced folder whose swap died.
+
+    `marker` is the file that makes a folder complete (manifest.json, or state.json for checkpoints).
+    """
     target = root / name
     for p in root.glob(f".tmp-{name}-*"):
         shutil.rmtree(p, ignore_errors=True)
     for p in sorted(root.glob(f".old-{name}-*")):
-        if not target.exists() and read_manifest(p) is not None:
+        if not target.exists() and (p / marker).is_file():
             p.rename(target)
         else:
             shutil.rmtree(p, ignore_errors=True)
@@ -152,18 +155,24 @@ class ArtifactWriter:
             fh.flush()
             os.fsync(fh.fileno())
         target = self.root / self.name
-        old = None
-        if target.exists():
-            old = self.root / f".old-{self.name}-{uuid.uuid4().hex[:8]}"
-            target.rename(old)
-        self.tmp.rename(target)
-        _fsync_dir(self.root)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_dir(self.tmp, target)
         return Artifact(self.kind, self.name, target, manifest)
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def replace_dir(tmp: Path, target: Path) -> None:
+    """Rename a finished folder into place, swapping out any old one (kept as `.old-*` until the
+    new one is in place, so a crash between the renames loses nothing: `recover_dir` restores it)."""
+    old = None
+    if target.exists():
+        old = target.parent / f".old-{target.name}-{uuid.uuid4().hex[:8]}"
+        target.rename(old)
+    tmp.rename(target)
+    _fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -208,7 +217,7 @@ def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config
     root = ws.kind_dir(kind)
     root.mkdir(parents=True, exist_ok=True)
     with artifact_lock(ws, kind, name):
-        _recover(root, name)
+        recover_dir(root, name)
         target = root / name
         existing = read_manifest(target) if target.exists() else None
         if existing is not None and not force:

@@ -59,3 +59,14 @@ def test_two_process_cpu_ddp_trains_and_writes_one_checkpoint(tmp_path, dataset)
     assert [x.name for x in (ws / "runs" / "ddp").iterdir()] == ["last"]
     state = json.loads((ws / "runs" / "ddp" / "last" / "state.json").read_text())
     assert state["step"] == 2 and len(state["losses"]) == 2
+
+
+def test_another_config_under_a_taken_name_is_refused_before_training(capsys, tmp_path, dataset):
+    assert run_cli(capsys, *ARGS, "--name", "v").code == 0
+    before = (tmp_path / "ws" / "models" / "v" / "vae.safetensors").read_bytes()
+    r = run_cli(capsys, "train-vae", "--dataset", "tiny", "--model-config", "debug", "--steps", "3",
+                "--batch-size", "1", "--name", "v")
+    assert r.code == 2 and len(r.err_lines) == 1
+    assert "--name v: a model of that name exists with another configuration" in r.err
+    assert "training" not in r.err  # refused before any step ran
+    assert (tmp_path / "ws" / "models" / "v" / "vae.safetensors").read_bytes() == before

@@ -11,7 +11,6 @@ runs/<name>/last/          the resumable run state (checkpoint), kept after publ
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from pipelines.occworld.distributed import init_distributed, resolve_device, shu
 from pipelines.occworld.trainer import TrainSettings, train
 from pipelines.occworld.vae_stage import vae_stage
 from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import read_manifest
+from pipelines.store.artifacts import reusable_artifact
 
 MODEL_SCHEMA = 1
 
@@ -60,16 +59,16 @@ def run_train_vae(ws: Workspace, req: TrainVAERequest) -> dict:
                              val_every=req.val_every, ckpt_every=req.ckpt_every, seed=req.seed)
     id_fields = {"model": cfg.to_dict(), "train": dataclasses.asdict(settings)}
     inputs = {"dataset": ds.id}
-    name = req.name or f"vae-{cfg.name}-{artifact_id('train-vae', MODEL_SCHEMA, id_fields, inputs)[:6]}"
+    ident = artifact_id("train-vae", MODEL_SCHEMA, id_fields, inputs)
+    name = req.name or f"vae-{cfg.name}-{ident[:6]}"
     run_dir = ws.root / "runs" / name
     if req.resume and not (run_dir / "last" / "state.json").is_file():
         raise BadInput(f"--resume: no run state in {run_dir / 'last'}; start without --resume")
     target = ws.kind_dir("model") / name
-    existing = read_manifest(target)
-    ident = artifact_id("train-vae", MODEL_SCHEMA, id_fields, inputs)
-    if existing is not None and existing.get("id") == ident and not req.force:
+    reuse = reusable_artifact(ws, "model", name, ident, req.force)  # before training, not after
+    if reuse is not None:
         ui.info(f"reusing model '{name}' (id {ident}): same dataset, config and settings; pass --force to retrain")
-        return {"name": name, "id": ident, "path": str(target), "reused": True, "metrics": existing.get("metrics", {})}
+        return {"name": name, "id": ident, "path": str(target), "reused": True, "metrics": reuse.manifest.get("metrics", {})}
     ws.ensure_writable()
     device = resolve_device(req.device)
     info = init_distributed(device)
@@ -96,6 +95,6 @@ def run_train_vae(ws: Workspace, req: TrainVAERequest) -> dict:
         return {"metrics": out["metrics"], "losses": {"first": out["losses"][0] if out["losses"] else None,
                                                       "last": out["last_loss"]}, "run": str(run_dir)}
 
-    publish(ws, "model", "train-vae", MODEL_SCHEMA, name, dataclasses.asdict(req), id_fields, inputs, build, force=True)
+    publish(ws, "model", "train-vae", MODEL_SCHEMA, name, dataclasses.asdict(req), id_fields, inputs, build, force=req.force)
     ui.info(f"wrote model '{name}' (id {ident}) to {target}")
     return result

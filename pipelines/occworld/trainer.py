@@ -98,6 +98,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
     t0 = time.perf_counter()
     end = settings.steps if stop_after is None else min(settings.steps, step + stop_after)
     metrics: dict[str, float] = {}
+    validated_at = -1
     with ui.progress(f"training {config.get('stage', '')}".strip(), settings.steps - step) as bar:
         while step < end:
             idx = batch_indices(stage.n_items, step, settings.batch_size, info.world, info.rank, settings.seed)
@@ -106,7 +107,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
             for g in opt.param_groups:
                 g["lr"] = lr
             net.train()
-            loss, parts = stage.loss(net, batch, step)
+            loss, _ = stage.loss(net, batch, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
@@ -128,9 +129,9 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
                 save_checkpoint(last, model, opt, {"step": step, "losses": history, "settings": dataclasses.asdict(settings)},
                                 config, ema)
             if stage.validate and settings.val_every and step % settings.val_every == 0 and info.main:
-                metrics = stage.validate(ema if ema is not None else model)
+                metrics, validated_at = stage.validate(ema if ema is not None else model), step
                 ui.info(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-    if stage.validate and info.main and step == settings.steps and not (settings.val_every and step % settings.val_every == 0):
+    if stage.validate and info.main and step == settings.steps and validated_at != step:
         metrics = stage.validate(ema if ema is not None else model)
     return {"step": step, "last_loss": history[-1] if history else None, "losses": history,
             "metrics": metrics, "seconds": time.perf_counter() - t0, "ema": ema}

@@ -205,6 +205,27 @@ class PublishResult:
     reused: bool
 
 
+def reusable_artifact(ws: Workspace, kind: str, name: str, ident: str, force: bool) -> Artifact | None:
+    """The existing artifact `name` when it has id `ident` (and not `force`), else None.
+
+    Raises BadInput when the name is taken by another configuration (unless `force`) or by a
+    folder gdrive did not make (always: nothing of the user's is ever deleted). Stages that run
+    long before publishing (training) call this first, so a clash is reported before the work.
+    """
+    target = ws.kind_dir(kind) / name
+    existing = read_manifest(target) if target.exists() else None
+    if target.exists() and existing is None:
+        raise BadInput(f"--name {name}: {target} exists but is not a gdrive {kind}; move it away or pick another --name")
+    if existing is None or force:
+        return None
+    if existing.get("id") == ident:
+        return Artifact(kind, name, target, existing)
+    raise BadInput(
+        f"--name {name}: a {kind} of that name exists with another configuration "
+        f"(id {existing.get('id', '?')[:8]}, this run {ident[:8]}); pass --force to replace it or pick another --name"
+    )
+
+
 def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config: dict,
             id_fields: dict, inputs: dict, build, force: bool = False) -> PublishResult:
     """Reuse the artifact `name` if its id matches, else build it atomically under the lock.
@@ -218,17 +239,9 @@ def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config
     root.mkdir(parents=True, exist_ok=True)
     with artifact_lock(ws, kind, name):
         recover_dir(root, name)
-        target = root / name
-        existing = read_manifest(target) if target.exists() else None
-        if existing is not None and not force:
-            if existing.get("id") == ident:
-                return PublishResult(Artifact(kind, name, target, existing), reused=True)
-            raise BadInput(
-                f"--name {name}: a {kind} of that name exists with another configuration "
-                f"(id {existing.get('id', '?')[:8]}, this run {ident[:8]}); pass --force to replace it or pick another --name"
-            )
-        if target.exists() and existing is None:  # never delete what gdrive did not make, even with --force
-            raise BadInput(f"--name {name}: {target} exists but is not a gdrive {kind}; move it away or pick another --name")
+        reuse = reusable_artifact(ws, kind, name, ident, force)
+        if reuse is not None:
+            return PublishResult(reuse, reused=True)
         writer = ArtifactWriter(ws, kind, name)
         try:
             extra = build(writer) or {}

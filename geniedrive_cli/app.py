@@ -19,7 +19,7 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import model_info, options, prepare_occ, train_vae
+from geniedrive_cli import evaluate, forecast, model_info, options, prepare_occ, train_forecaster, train_vae
 from pipelines import __version__
 from pipelines.console import ui
 from pipelines.errors import GdriveError
@@ -28,6 +28,9 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "prepare-occ": prepare_occ.command,
     "model-info": model_info.command,
     "train-vae": train_vae.command,
+    "train-forecaster": train_forecaster.command,
+    "forecast": forecast.command,
+    "evaluate": evaluate.command,
 }
 
 _GLOBAL_HELP = "Global options (before or after the command): " + "; ".join(

@@ -22,8 +22,8 @@ CONVENTIONS = ("drop_zero", "unseen_one")
 
 def confusion_matrix(pred: torch.Tensor | np.ndarray, gt: torch.Tensor | np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
     """[num_classes, num_classes] int64 counts, rows = ground truth, columns = prediction."""
-    p = torch.as_tensor(pred).reshape(-1).long()
-    g = torch.as_tensor(gt).reshape(-1).long()
+    # np.array copies read-only memmap views, which torch would otherwise warn about.
+    p, g = (torch.as_tensor(np.array(a) if isinstance(a, np.ndarray) else a).reshape(-1).long() for a in (pred, gt))
     cm = torch.bincount(g * num_classes + p, minlength=num_classes * num_classes)
     return cm.view(num_classes, num_classes).cpu().numpy().astype(np.int64)
 

@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "dataset": ("datasets", "gdrive prepare-occ --name NAME"),
     "cache": ("caches", "built on first use by the loaders"),
     "model": ("models", "gdrive train-vae --name NAME"),
+    "forecast": ("forecasts", "gdrive forecast --scene SCENE --traj straight --name NAME"),
 }
 
 

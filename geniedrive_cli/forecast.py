@@ -1,0 +1,38 @@
+"""`gdrive forecast`: future occupancy of a scene under a trajectory."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from geniedrive_cli.options import emit, state
+from pipelines.console import ui
+from pipelines.occworld.forecast import ForecastRequest, run_forecast
+from pipelines.store import Workspace
+
+
+def command(
+    scene: Annotated[str, typer.Option(help="Scene name in the dataset (e.g. scene-0000).")],
+    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right | gt | a waypoint file (.csv/.json: t, x, y[, yaw] in the start ego frame).")] = "straight",
+    dataset: Annotated[str, typer.Option(help="Dataset name, id or 'latest'.")] = "latest",
+    model: Annotated[Optional[str], typer.Option(help="World model (name, id, 'latest' or folder); default: the shipped demo weights.")] = None,
+    frame: Annotated[Optional[int], typer.Option(help="Start keyframe index (default 3: the first with 3 past frames).")] = None,
+    horizon: Annotated[Optional[int], typer.Option(help="Future keyframes at 2 Hz, any number (default 6 = 3 s; a waypoint file: its span).")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="m/s for named trajectories (default: the logged speed at the start).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Forecast name in the workspace.")] = None,
+    previews: Annotated[bool, typer.Option("--previews/--no-previews", help="Write the top-down preview.mp4.")] = True,
+    adherence: Annotated[bool, typer.Option("--adherence/--no-adherence", help="Recover the ego motion from each forecast frame and compare it with the command.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Recompute even if the same forecast exists.")] = False,
+) -> None:
+    """Forecast the scene's occupancy under a trajectory (Occ3D layout + frames.json + preview.mp4).
+
+    Example: gdrive forecast --scene scene-0000 --traj turn_left
+    """
+    req = ForecastRequest(scene=scene, traj=traj, dataset=dataset, model=model, frame=frame, horizon=horizon,
+                          speed=speed, name=name, previews=previews, adherence=adherence, device=state.device, force=force)
+    out = run_forecast(Workspace.at(state.workspace), req)
+    if out.get("adherence_last"):
+        a = out["adherence_last"]
+        ui.info(f"control adherence at the last frame: {a['translation_m']:.2f} m, {a['yaw_deg']:.1f}° from the commanded pose")
+    emit({"command": "forecast", "kind": "forecast", **out})

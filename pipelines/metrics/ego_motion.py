@@ -1,0 +1,124 @@
+"""Ego motion in occupancy space: warping a grid by a known motion (the ego-warp baseline) and
+recovering the motion between two grids by registering their static classes (control adherence).
+
+Poses are planar (x, y, yaw) in the ego frame (x forward, y left); grids are [200, 200, 16] labels
+with voxel centres at range_min + (index + 0.5) * 0.4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+
+STATIC_CLASSES = tuple(range(11, 17))  # driveable_surface .. vegetation: they do not move
+
+
+def warp_occupancy(occ: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """The grid `occ` (in ego frame A) seen from frame B, where `pose` [4, 4] is B's ego in A.
+
+    Nearest-voxel lookup of each B voxel centre in A; voxels that fall outside A become free.
+    """
+    nx, ny, nz = GRID_SHAPE
+    cx = RANGE_MIN[0] + (np.arange(nx) + 0.5) * VOXEL_SIZE
+    cy = RANGE_MIN[1] + (np.arange(ny) + 0.5) * VOXEL_SIZE
+    gx, gy = np.meshgrid(cx, cy, indexing="ij")
+    pts = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size), np.ones(gx.size)])
+    a = (np.asarray(pose, np.float64) @ pts)[:2]
+    ix = np.floor((a[0] - RANGE_MIN[0]) / VOXEL_SIZE).astype(np.int64)
+    iy = np.floor((a[1] - RANGE_MIN[1]) / VOXEL_SIZE).astype(np.int64)
+    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+    # Planar motion: the z column moves with its (x, y) cell; z offset by the pose's height change.
+    dz = int(round(float(pose[2, 3]) / VOXEL_SIZE))
+    out = np.full((nx * ny, nz), FREE, np.uint8)
+    cols = occ.reshape(nx * ny, nz)
+    src = cols[ix[inside] * ny + iy[inside]]
+    if dz:
+        shifted = np.full_like(src, FREE)
+        if dz > 0:
+            shifted[:, :nz - dz] = src[:, dz:]
+        else:
+            shifted[:, -dz:] = src[:, :nz + dz]
+        src = shifted
+    out[inside] = src
+    return out.reshape(nx, ny, nz)
+
+
+def planar_pose(x: float, y: float, yaw: float) -> np.ndarray:
+    t = np.eye(4)
+    c, s = math.cos(yaw), math.sin(yaw)
+    t[:2, :2] = [[c, -s], [s, c]]
+    t[0, 3], t[1, 3] = x, y
+    return t
+
+
+@numba.njit(cache=True, parallel=True)
+def _scores(px, py, pz, plab, ref, cands):  # pragma: no cover - compiled
+    """For each candidate (x, y, yaw): how many points land on a voxel of `ref` with their label."""
+    nx, ny, nz = ref.shape
+    out = np.zeros(cands.shape[0], np.int64)
+    for c in numba.prange(cands.shape[0]):
+        tx, ty, yaw = cands[c, 0], cands[c, 1], cands[c, 2]
+        co, si = math.cos(yaw), math.sin(yaw)
+        n = 0
+        for i in range(px.shape[0]):
+            ax = co * px[i] - si * py[i] + tx
+            ay = si * px[i] + co * py[i] + ty
+            ix = int(math.floor((ax - RANGE_MIN[0]) / VOXEL_SIZE))
+            iy = int(math.floor((ay - RANGE_MIN[1]) / VOXEL_SIZE))
+            if 0 <= ix < nx and 0 <= iy < ny and ref[ix, iy, pz[i]] == plab[i]:
+                n += 1
+        out[c] = n
+    return out
+
+
+def _grid(lo, hi, step):
+    return np.arange(lo, hi + 1e-9, step)
+
+
+def _best(px, py, pz, plab, ref, xs, ys, yaws):
+    cands = np.stack(np.meshgrid(xs, ys, yaws, indexing="ij"), -1).reshape(-1, 3)
+    scores = _scores(px, py, pz, plab, ref, cands)
+    return cands[int(np.argmax(scores))], int(scores.max())
+
+
+def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: float = 30.0,
+                    max_yaw: float = math.radians(100), max_points: int = 6000) -> tuple[np.ndarray, float]:
+    """Recover B's ego pose in A from grids `moving` (seen from B) and `reference` (seen from A).
+
+    Static-class voxels of `moving` are moved by candidate planar poses and scored by how many land
+    on a voxel of `reference` with the same label; coarse-to-fine grid search over x, y in
+    ±max_translation and yaw in ±max_yaw. Returns (pose [4, 4], share of matched points).
+    """
+    static = np.isin(moving, STATIC_CLASSES)
+    idx = np.argwhere(static)
+    if len(idx) == 0:
+        return np.eye(4), 0.0
+    # Surface voxels carry the structure; subsample deterministically to bound the cost.
+    fine = idx[:: max(1, len(idx) // max_points)]
+    coarse = idx[:: max(1, len(idx) // 1500)]
+
+    def split(ix):
+        return (RANGE_MIN[0] + (ix[:, 0] + 0.5) * VOXEL_SIZE, RANGE_MIN[1] + (ix[:, 1] + 0.5) * VOXEL_SIZE,
+                ix[:, 2].astype(np.int64), moving[ix[:, 0], ix[:, 1], ix[:, 2]].astype(np.uint8))
+
+    ref = np.ascontiguousarray(reference, np.uint8)
+    pc = split(coarse)
+    best, _ = _best(*pc, ref, _grid(-max_translation, max_translation, 1.2), _grid(-max_translation, max_translation, 1.2),
+                    _grid(-max_yaw, max_yaw, math.radians(3)))
+    pf = split(fine)
+    for span, step, yspan, ystep in ((1.2, 0.4, math.radians(3), math.radians(1)), (0.4, 0.1, math.radians(1), math.radians(0.25))):
+        best, score = _best(*pf, ref, best[0] + _grid(-span, span, step), best[1] + _grid(-span, span, step),
+                            best[2] + _grid(-yspan, yspan, ystep))
+    return planar_pose(*best), score / len(fine)
+
+
+def motion_error(recovered: np.ndarray, commanded: np.ndarray) -> tuple[float, float]:
+    """Translation error (m) and absolute yaw error (rad) between two [4, 4] poses."""
+    dt = float(np.hypot(*(recovered[:2, 3] - commanded[:2, 3])))
+    yr = math.atan2(recovered[1, 0], recovered[0, 0])
+    yc = math.atan2(commanded[1, 0], commanded[0, 0])
+    return dt, abs((yr - yc + math.pi) % (2 * math.pi) - math.pi)

@@ -1,0 +1,64 @@
+"""`gdrive evaluate occ`: the forecasting protocol over a dataset, written as a JSON report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipelines.console import ui
+from pipelines.data.cache import open_cache
+from pipelines.data.dataset import OccDataset
+from pipelines.data.windows import ForecastWindows
+from pipelines.errors import BadInput
+from pipelines.occworld.distributed import resolve_device
+from pipelines.occworld.evaluate import HORIZONS, evaluate_windows
+from pipelines.occworld.forecast import DEMO_MODEL
+from pipelines.occworld.forecast_stage import FUTURE, PAST
+from pipelines.occworld.params import parameter_report
+from pipelines.occworld.world_model import open_world_model
+from pipelines.store import Workspace
+
+
+@dataclass
+class EvaluateOccRequest:
+    dataset: str = "latest"
+    model: str | None = None
+    split: str | None = None
+    max_windows: int | None = None
+    adherence: bool = True
+    device: str = "auto"
+
+
+def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:
+    if req.max_windows is not None and req.max_windows <= 0:
+        raise BadInput(f"--max-windows {req.max_windows}: must be a positive number")
+    ds = OccDataset.open(req.dataset, ws.root)
+    model, folder = open_world_model(req.model or str(DEMO_MODEL), ws.root)
+    windows = ForecastWindows(open_cache(ds), PAST, FUTURE, split=req.split, drop_partial=True)
+    if len(windows) == 0:
+        raise BadInput(f"--dataset '{req.dataset}': no complete windows (3 past + 6 future keyframes); "
+                       "prepare scenes with at least 10 frames")
+    n = len(windows) if req.max_windows is None else min(req.max_windows, len(windows))
+    idx = np.linspace(0, len(windows) - 1, n).round().astype(int)
+    device = resolve_device(req.device)
+    with ui.progress("evaluating forecasts", n) as bar:
+        res = evaluate_windows(model, windows, idx, device, adherence=req.adherence, advance=bar.advance)
+    rep = parameter_report(model.cfg)
+    res["parameters"] = {"vae": rep["vae"]["total"], "forecaster": rep["forecaster"]["total"],
+                         "total": rep["total"]["parameters"]}
+    res.update({"dataset": ds.name, "dataset_id": ds.id, "model": str(folder), "split": req.split or "all",
+                "conventions": {"miou_drop_zero": "GenieDrive/OccWorld: mean over classes 0..16 of IoU, classes with IoU = 0 dropped",
+                                "miou_unseen_one": "classes absent from both prediction and ground truth count as 1, zero IoU kept"}})
+    return res
+
+
+def report_rows(res: dict) -> list[list[str]]:
+    rows = [["reconstruction (0 s)", "model", *(f"{res['recon'][k]:.2f}" for k in ("miou_drop_zero", "miou_unseen_one", "iou"))]]
+    for method in ("forecast", "copy_last", "ego_warp"):
+        if method not in res:
+            continue
+        for h in [h for h, _ in HORIZONS] + ["avg"]:
+            r = res[method][h]
+            rows.append([h, method, f"{r['miou_drop_zero']:.2f}", f"{r['miou_unseen_one']:.2f}", f"{r['iou']:.2f}"])
+    return rows

@@ -1,0 +1,192 @@
+"""`gdrive forecast`: the future occupancy of a scene under a chosen ego trajectory.
+
+forecasts/<name>/
+    manifest.json
+    gts/<scene>/<token>/labels.npz   Occ3D layout (semantics + LiDAR/camera visibility masks
+                                     ray-cast from the scene's rig), one per future keyframe
+    frames.json                      tokens, times, poses, controls, commands, control adherence
+    preview.mp4                      top-down occupancy with the commanded trajectory (2 Hz)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.console import ui
+from pipelines.data.controls import COMMANDS, command_one_hot, step_controls
+from pipelines.data.dataset import OccDataset
+from pipelines.data.occ3d import labels_npz_bytes
+from pipelines.errors import BadInput
+from pipelines.metrics.ego_motion import motion_error, register_static
+from pipelines.occworld.forecast_stage import PAST
+from pipelines.occworld.trajectories import NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints
+from pipelines.occworld.world_model import KEYFRAME_DT, initial_history, open_world_model, rollout, window_steps
+from pipelines.store import Workspace, artifact_id, publish
+
+SCHEMA = 1
+REPO = Path(__file__).resolve().parents[2]
+DEMO_MODEL = REPO / "assets" / "demo" / "world-small"
+DEFAULT_HORIZON = 6  # 3 s, the GenieDrive protocol
+
+
+@dataclass
+class ForecastRequest:
+    scene: str
+    traj: str = "straight"
+    dataset: str = "latest"
+    model: str | None = None  # None: the shipped demo weights
+    frame: int | None = None  # start keyframe; None: the first with 3 past frames
+    horizon: int | None = None  # future keyframes at 2 Hz
+    speed: float | None = None  # m/s for named trajectories; None: the logged speed at the start
+    name: str | None = None
+    previews: bool = True
+    adherence: bool = True
+    device: str = "auto"
+    force: bool = False
+
+
+def _check_request(req: ForecastRequest) -> None:
+    if req.horizon is not None and req.horizon <= 0:
+        raise BadInput(f"--horizon {req.horizon}: must be at least 1 future keyframe (2 Hz; 6 = 3 s)")
+    if req.speed is not None and not (math.isfinite(req.speed) and 0 <= req.speed <= 60):
+        raise BadInput(f"--speed {req.speed}: must be a number of m/s between 0 and 60")
+
+
+def _is_file_traj(traj: str) -> bool:
+    return traj.lower().endswith((".csv", ".json")) or Path(traj).is_file()
+
+
+def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(poses [H, 4, 4] in the start ego frame, commands [H], description for frames.json)."""
+    if req.traj == "gt":
+        left = scene.num_frames - 1 - start
+        horizon = req.horizon or min(DEFAULT_HORIZON, left)
+        if left <= 0 or horizon > left:
+            raise BadInput(f"--horizon {horizon}: scene '{scene.name}' has {left} logged frames after frame {start}; "
+                           f"pass --horizon {max(left, 1)} or an earlier --frame")
+        rel = np.linalg.inv(scene.poses[start])[None] @ scene.poses[start + 1:]
+        poses = rel[:horizon]
+        extra = rel[horizon:]
+        return poses, commands_of(poses, extra), {"kind": "gt"}
+    if _is_file_traj(req.traj):
+        path = Path(req.traj)
+        if not path.is_file():
+            raise BadInput(f"--traj {path}: no such waypoint file; give a CSV/JSON with t, x, y[, yaw] or a name: "
+                           f"{', '.join(NAMED)}, gt")
+        xyyaw = from_waypoints(read_waypoints(path), req.horizon, str(path))
+        poses = poses_of(xyyaw)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return poses, commands_of(poses), {"kind": "file", "file": str(path), "sha256_16": digest}
+    if req.traj not in NAMED:
+        named(req.traj, 0.0, 1)  # raises the unknown-trajectory error
+    speed = req.speed if req.speed is not None else float(scene.controls[start, 3])
+    horizon = req.horizon or DEFAULT_HORIZON
+    xyyaw = named(req.traj, speed, horizon + DEFAULT_HORIZON)  # + 3 s so the last commands look ahead
+    poses = poses_of(xyyaw)
+    return poses[:horizon], commands_of(poses[:horizon], poses[horizon:]), {"kind": "named", "name": req.traj, "speed": speed}
+
+
+@torch.no_grad()
+def forecast_occupancy(model, observed: np.ndarray, observed_poses: np.ndarray, poses: np.ndarray, commands: np.ndarray,
+                       device: torch.device) -> np.ndarray:
+    """observed [P+1, X, Y, Z] labels (last = start), observed_poses [P+1, 4, 4] in the start ego
+    frame, poses [H, 4, 4] future ego poses in the start frame, commands [H] -> [H, X, Y, Z] uint8."""
+    occ = torch.from_numpy(observed).to(device).long()
+    lat = model.vae.encode(occ, sample=False)[None]
+    allp = torch.from_numpy(np.concatenate([observed_poses, poses]).astype(np.float32)).to(device)[None]
+    steps = window_steps(allp)
+    n_obs = len(observed)
+    hist, motion = initial_history(lat, steps[:, :n_obs - 1], model.cfg.forecaster.history)
+    cmds = torch.from_numpy(command_one_hot(commands)).to(device)[None]
+    pred_lat, _ = rollout(model.forecaster, hist, motion, steps[:, n_obs - 1:], cmds)
+    return np.stack([model.vae.decode(pred_lat[:, i]).argmax(1)[0].to(torch.uint8).cpu().numpy()
+                     for i in range(pred_lat.shape[1])])
+
+
+def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
+    _check_request(req)
+    ds = OccDataset.open(req.dataset, ws.root)
+    scene = ds.scene(req.scene)
+    start = min(PAST, scene.num_frames - 1) if req.frame is None else req.frame
+    if not 0 <= start < scene.num_frames:
+        raise BadInput(f"--frame {start}: scene '{scene.name}' has frames 0..{scene.num_frames - 1}")
+    poses, cmds, traj_desc = resolve_trajectory(req, scene, start)
+    model_ref = req.model or str(DEMO_MODEL)
+    if req.model is None and not (DEMO_MODEL / "config.json").is_file():
+        raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
+    model, model_dir = open_world_model(model_ref, ws.root)
+    from pipelines.occworld.distributed import resolve_device
+    from pipelines.store.artifacts import read_manifest
+
+    model_id = (read_manifest(model_dir) or {}).get("id") or hashlib.sha256(
+        (model_dir / "forecaster.safetensors").read_bytes()).hexdigest()[:16]
+    id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": len(poses),
+                 "poses": np.round(poses, 6).tolist(), "adherence": req.adherence}
+    inputs = {"dataset": ds.id, "model": model_id}
+    ident = artifact_id("forecast", SCHEMA, id_fields, inputs)
+    label = traj_desc.get("name", traj_desc["kind"])
+    name = req.name or f"{scene.name}-{label}-{ident[:6]}"
+    device = resolve_device(req.device)
+    model.to(device)
+
+    def build(w) -> dict:
+        first = max(0, start - PAST)
+        observed = np.stack([scene.semantics(i) for i in range(first, start + 1)])
+        obs_poses = np.linalg.inv(scene.poses[start])[None] @ scene.poses[first:start + 1]
+        ui.info(f"forecasting {len(poses)} keyframes of '{scene.name}' from frame {start} under {label}")
+        future = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
+        from pipelines.sensors.raycast import visibility_masks
+
+        start_token = scene.frames[start].token
+        t0 = int(scene.timestamps_us[start])
+        world = scene.poses[start][None] @ poses
+        stamps = t0 + (np.arange(1, len(poses) + 1) * KEYFRAME_DT * 1e6).astype(np.int64)
+        ctrl = step_controls(np.concatenate([scene.poses[start][None], world]), np.r_[t0, stamps])
+        frames = []
+        with ui.progress("writing forecast", len(future)) as bar:
+            for i, sem in enumerate(future):
+                token = f"{start_token}+{i + 1:03d}"
+                lidar, camera = visibility_masks(sem, scene.rig)
+                w.write_bytes(f"gts/{scene.name}/{token}/labels.npz", labels_npz_bytes(sem, lidar, camera))
+                entry = {"token": token, "t_s": (i + 1) * KEYFRAME_DT, "timestamp_us": int(stamps[i]),
+                         "ego_in_start": poses[i].tolist(), "ego_to_global": world[i].tolist(),
+                         "control": dict(zip(("dx", "dy", "dyaw", "speed", "yaw_rate"), map(float, ctrl[i]))),
+                         "command": COMMANDS[int(cmds[i])]}
+                if req.adherence:
+                    recovered, share = register_static(sem, observed[-1])
+                    terr, yerr = motion_error(recovered, poses[i])
+                    entry["recovered_ego_in_start"] = recovered.tolist()
+                    entry["adherence"] = {"translation_m": terr, "yaw_deg": math.degrees(yerr), "matched_share": share}
+                frames.append(entry)
+                bar.advance()
+        w.write_json("frames.json", {"scene": scene.name, "dataset": ds.name, "start_frame": start,
+                                     "start_token": start_token, "model": str(model_dir), "trajectory": traj_desc,
+                                     "frames": frames})
+        if req.previews:
+            from pipelines.data.preview import preview_frame, write_mp4
+
+            path = np.concatenate([np.zeros((1, 2)), poses[:, :2, 3]])
+            imgs = [preview_frame(observed[-1], path, 0)]
+            for i, sem in enumerate(future):
+                here = (np.linalg.inv(poses[i])[None] @ np.concatenate([np.eye(4)[None], poses]))[:, :2, 3]
+                imgs.append(preview_frame(sem, here, i + 1))
+            write_mp4(w.path("preview.mp4"), imgs, 2.0)
+        summary = {"scene": scene.name, "frames": len(frames), "trajectory": traj_desc}
+        if req.adherence:
+            summary["adherence_last"] = frames[-1]["adherence"]
+        return summary
+
+    res = publish(ws, "forecast", "forecast", SCHEMA, name, dataclasses.asdict(req), id_fields, inputs, build, force=req.force)
+    if res.reused:
+        ui.info(f"reusing forecast '{name}' (id {ident}); pass --force to recompute")
+    else:
+        ui.info(f"wrote forecast '{name}' (id {ident}) to {res.artifact.path}")
+    return {"name": name, "id": ident, "path": str(res.artifact.path), "reused": res.reused,
+            **{k: res.artifact.manifest.get(k) for k in ("frames", "trajectory", "adherence_last") if k in res.artifact.manifest}}

@@ -1,0 +1,149 @@
+"""The world model: tri-plane VAE + forecaster, and the autoregressive rollout shared by training,
+`gdrive forecast` and `gdrive evaluate occ`.
+
+History layout (official EE_World): k latent slots, oldest first, the last one is the current
+frame; slots before the window's first frame repeat it. Motion slot j holds the ego step that
+arrived at latent slot j (9 numbers: Δx, Δy in the previous ego frame, the relative rotation as a
+wxyz quaternion, and [vx, vy, yaw rate]); slots with no known step hold zero motion (identity
+quaternion; the official buffer resets them to all-ones, which is not a rotation).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipelines.errors import BadInput
+from pipelines.occworld.checkpoint import load_weights
+from pipelines.occworld.configs import WorldModelConfig
+from pipelines.occworld.forecaster import Forecaster
+from pipelines.occworld.vae import TriplaneVAE
+
+KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz)
+
+
+class WorldModel(nn.Module):
+    def __init__(self, cfg: WorldModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.vae = TriplaneVAE(cfg.vae)
+        self.forecaster = Forecaster(cfg.forecaster)
+
+    @property
+    def vae_latent_shape(self) -> tuple[int, int, int]:
+        """(C, 50, 58): the xy, xz and yz planes side by side."""
+        return (self.cfg.vae.dim, 50, 58)
+
+    @classmethod
+    def from_folder(cls, folder: Path, cfg: WorldModelConfig, need_forecaster: bool = True) -> "WorldModel":
+        """Rebuild from a model folder (vae.safetensors [+ forecaster.safetensors])."""
+        model = cls(cfg)
+        load_weights(model.vae, folder / "vae.safetensors")
+        if need_forecaster:
+            load_weights(model.forecaster, folder / "forecaster.safetensors")
+        return model.eval()
+
+
+def open_world_model(ref: str, workspace, flag: str = "--model", need_forecaster: bool = True) -> tuple[WorldModel, Path]:
+    """A model by folder path (with config.json) or by workspace reference (name, id, 'latest')."""
+    import json
+
+    from pipelines.store import Workspace
+    from pipelines.store.artifacts import find_artifact
+
+    folder = Path(ref)
+    if not (folder / "config.json").is_file():
+        folder = find_artifact(Workspace.at(workspace), "model", ref, flag).path
+    try:
+        cfg = WorldModelConfig.from_dict(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
+    except ValueError as exc:
+        raise BadInput(f"{folder / 'config.json'}: not valid JSON ({exc}); retrain or restore the model folder") from None
+    if need_forecaster and not (folder / "forecaster.safetensors").is_file():
+        raise BadInput(f"{flag} '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
+                       f"`gdrive train-forecaster --stage predict --init {ref}`")
+    return WorldModel.from_folder(folder, cfg, need_forecaster), folder
+
+
+def rotmat_to_quat(r: torch.Tensor) -> torch.Tensor:
+    """[..., 3, 3] rotation -> [..., 4] unit quaternion wxyz with w >= 0."""
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    w = torch.sqrt(torch.clamp(1 + m00 + m11 + m22, min=0)) / 2
+    x = torch.sqrt(torch.clamp(1 + m00 - m11 - m22, min=0)) / 2
+    y = torch.sqrt(torch.clamp(1 - m00 + m11 - m22, min=0)) / 2
+    z = torch.sqrt(torch.clamp(1 - m00 - m11 + m22, min=0)) / 2
+    x = torch.copysign(x, r[..., 2, 1] - r[..., 1, 2])
+    y = torch.copysign(y, r[..., 0, 2] - r[..., 2, 0])
+    z = torch.copysign(z, r[..., 1, 0] - r[..., 0, 1])
+    return nn.functional.normalize(torch.stack([w, x, y, z], -1), dim=-1)
+
+
+def step_targets(step: torch.Tensor) -> torch.Tensor:
+    """[..., 4, 4] current->next ego transforms -> [..., 6] (Δx, Δy, quaternion wxyz), the
+    transformation head's target."""
+    return torch.cat([step[..., :2, 3], rotmat_to_quat(step[..., :3, :3])], -1)
+
+
+def motion_features(step: torch.Tensor, dt: float = KEYFRAME_DT) -> torch.Tensor:
+    """[..., 4, 4] ego step -> [..., 9] history control: Δx, Δy, quaternion, vx, vy, yaw rate."""
+    yaw = torch.atan2(step[..., 1, 0], step[..., 0, 0])
+    vel = torch.stack([step[..., 0, 3] / dt, step[..., 1, 3] / dt, yaw / dt], -1)
+    return torch.cat([step_targets(step), vel], -1)
+
+
+def window_steps(rel_poses: torch.Tensor) -> torch.Tensor:
+    """[B, T, 4, 4] poses in one reference frame -> [B, T-1, 4, 4] steps inv(P_t) @ P_{t+1}."""
+    return torch.linalg.inv(rel_poses[:, :-1]) @ rel_poses[:, 1:]
+
+
+def initial_history(latents: torch.Tensor, past_steps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the k history slots from the observed frames.
+
+    latents [B, P+1, C, 50, 58] (oldest first, last = current); past_steps [B, P, 4, 4] the steps
+    between them. Returns (history [B, k, C, 50, 58], motion [B, k, 9]).
+    """
+    b, n = latents.shape[:2]
+    if n >= k:
+        hist = latents[:, n - k:]
+    else:
+        hist = torch.cat([latents[:, :1].expand(b, k - n, *latents.shape[2:]), latents], 1)
+    motion = motion_features(past_steps) if past_steps.shape[1] else latents.new_zeros(b, 0, 9)
+    zero = latents.new_zeros(b, 1, 9)
+    zero[..., 2] = 1.0  # identity quaternion
+    pad = k - motion.shape[1]
+    motion = torch.cat([zero.expand(b, pad, 9), motion], 1) if pad > 0 else motion[:, -k:]
+    return hist, motion
+
+
+def rollout(forecaster: Forecaster, history: torch.Tensor, motion: torch.Tensor, steps: torch.Tensor,
+            commands: torch.Tensor, targets: torch.Tensor | None = None, teacher_p: float = 0.0,
+            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Autoregressive forecast of F steps.
+
+    history [B, k, C, 50, 58] (last = current); motion [B, k, 9]; steps [B, F, 4, 4] the ego step
+    that drives each forecast step; commands [B, F, 3] one-hot. With `targets` [B, F, C, 50, 58]
+    and teacher_p > 0 (scheduled sampling), each batch element continues from the ground-truth
+    latent with probability teacher_p, else from its own prediction.
+    Returns (latents [B, F, C, 50, 58], predicted steps [B, F, 6]).
+    """
+    latents, preds = [], []
+    current = history[:, -1]
+    for i in range(steps.shape[1]):
+        nxt, pred = forecaster.step(current, history, motion, commands[:, i], steps[:, i])
+        latents.append(nxt)
+        preds.append(pred)
+        feed = nxt
+        if targets is not None and teacher_p > 0:
+            use_gt = torch.rand(nxt.shape[0], generator=generator) < teacher_p
+            feed = torch.where(use_gt.to(nxt.device).view(-1, 1, 1, 1), targets[:, i], nxt)
+        history = torch.cat([history[:, 1:], feed.detach().unsqueeze(1)], 1)
+        motion = torch.cat([motion[:, 1:], motion_features(steps[:, i]).unsqueeze(1)], 1)
+        current = feed
+    return torch.stack(latents, 1), torch.stack(preds, 1)
+
+
+def teacher_probability(step: int, total: int) -> float:
+    """Scheduled sampling: p = exp(-2.5 * it / total), 1.0 at the start."""
+    return math.exp(-2.5 * step / max(total, 1))

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from pipelines.geometry import planar_pose, wrap_angle, yaw_of
 
 STATIC_CLASSES = tuple(range(11, 17))  # driveable_surface .. vegetation: they do not move
 
@@ -45,14 +46,6 @@ def warp_occupancy(occ: np.ndarray, pose: np.ndarray) -> np.ndarray:
         src = shifted
     out[inside] = src
     return out.reshape(nx, ny, nz)
-
-
-def planar_pose(x: float, y: float, yaw: float) -> np.ndarray:
-    t = np.eye(4)
-    c, s = math.cos(yaw), math.sin(yaw)
-    t[:2, :2] = [[c, -s], [s, c]]
-    t[0, 3], t[1, 3] = x, y
-    return t
 
 
 @numba.njit(cache=True, parallel=True)
@@ -119,6 +112,4 @@ def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: 
 def motion_error(recovered: np.ndarray, commanded: np.ndarray) -> tuple[float, float]:
     """Translation error (m) and absolute yaw error (rad) between two [4, 4] poses."""
     dt = float(np.hypot(*(recovered[:2, 3] - commanded[:2, 3])))
-    yr = math.atan2(recovered[1, 0], recovered[0, 0])
-    yc = math.atan2(commanded[1, 0], commanded[0, 0])
-    return dt, abs((yr - yc + math.pi) % (2 * math.pi) - math.pi)
+    return dt, float(abs(wrap_angle(yaw_of(recovered) - yaw_of(commanded))))

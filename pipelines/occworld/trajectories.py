@@ -15,7 +15,7 @@ import numpy as np
 
 from pipelines.data.controls import commands
 from pipelines.errors import BadInput
-from pipelines.metrics.ego_motion import planar_pose
+from pipelines.geometry import planar_pose
 from pipelines.occworld.world_model import KEYFRAME_DT
 
 TURN_RADIUS_M = 10.0  # a 90° urban turn
@@ -33,7 +33,7 @@ def _integrate(speed_fn, yaw_rate_fn, horizon: int) -> np.ndarray:
     t = 0.0
     for _ in range(horizon):
         for _ in range(SUBSTEPS):
-            v, w = speed_fn(t), yaw_rate_fn(t, yaw)
+            v, w = speed_fn(t + 0.5 * dt), yaw_rate_fn(t, yaw)  # midpoint speed: exact for constant deceleration
             x += v * math.cos(yaw + 0.5 * w * dt) * dt
             y += v * math.sin(yaw + 0.5 * w * dt) * dt
             yaw += w * dt

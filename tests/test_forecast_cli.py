@@ -194,3 +194,12 @@ def test_ego_warp_and_registration_recover_a_known_motion():
     pose, share = register_static(moved, ref)
     terr, yerr = motion_error(pose, truth)
     assert terr < 0.3 and math.degrees(yerr) < 1.0 and share > 0.8
+
+
+def test_demo_weights_forecast_with_only_scene_and_trajectory(capsys, tmp_path):
+    r = run_cli(capsys, "prepare-occ", "--scenes", "1", "--frames", "6", "--name", "demo", "--no-previews")
+    assert r.code == 0, r.err
+    r = run_cli(capsys, "forecast", "--scene", "scene-0000", "--traj", "turn_left", "--horizon", "2", "--no-previews", "--json")
+    assert r.code == 0, r.err
+    meta = json.loads((tmp_path / "ws" / "forecasts" / r.json()["name"] / "frames.json").read_text())
+    assert meta["model"].endswith("assets/demo/world-small") and len(meta["frames"]) == 2

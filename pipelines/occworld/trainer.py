@@ -95,7 +95,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
         history = list(meta.get("losses", []))
         ui.info(f"resumed from {last} at step {step}")
     net = DDP(model) if info.world > 1 else model
-    t0 = time.perf_counter()
+    t0, first_step = time.perf_counter(), step
     end = settings.steps if stop_after is None else min(settings.steps, step + stop_after)
     metrics: dict[str, float] = {}
     validated_at = -1
@@ -123,7 +123,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
                         be.copy_(bm)
             value = float(all_reduce_mean(loss.detach(), info))
             history.append(value)
-            rate = step / max(time.perf_counter() - t0, 1e-9)
+            rate = (step - first_step) / max(time.perf_counter() - t0, 1e-9)
             bar.advance(status=f"loss {value:.4f} {rate:.2f} it/s")
             if info.main and settings.ckpt_every and (step % settings.ckpt_every == 0 or step == end):
                 save_checkpoint(last, model, opt, {"step": step, "losses": history, "settings": dataclasses.asdict(settings)},

@@ -36,6 +36,7 @@ from pipelines.data.dataset import OccDataset  # noqa: E402
 from pipelines.data.occ3d import CLASS_NAMES  # noqa: E402
 from pipelines.data.windows import ForecastWindows  # noqa: E402
 from pipelines.geometry import matrix_to_quat  # noqa: E402
+from pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 
 def gdrive(ws: Path, *args: str) -> float:
@@ -141,7 +142,7 @@ def main() -> None:
                         "peer": "np.load(labels.npz)['semantics'] for each of the 10 frames (official loader)"},
         }
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        write_text_atomic(Path(args.out), json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines.occworld.configs import get_config  # noqa: E402
 from pipelines.occworld.world_model import WorldModel, initial_history, rollout  # noqa: E402
+from pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 OFFICIAL_FPS = 41.0
 
@@ -121,9 +122,7 @@ def main() -> None:
         out["gpu"] = None
     dst = Path(__file__).resolve().parent / "results" / "forecast.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
-    tmp.replace(dst)
+    write_text_atomic(dst, json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
 
 

@@ -14,6 +14,7 @@ from pipelines.errors import BadInput
 from pipelines.occworld.evaluate import HORIZONS
 from pipelines.occworld.evaluate_occ import EvaluateOccRequest, report_rows, run_evaluate_occ
 from pipelines.store import Workspace
+from pipelines.store.atomic import write_text_atomic
 
 TARGETS = ("occ",)
 
@@ -44,7 +45,5 @@ def command(
     t = res["timing"]
     ui.info(f"{t['fps_forecast']:.2f} forecast frames/s, {t['fps_peer_scope']:.2f} in the peers' scope (decode excluded) on {t['device']}")
     if out is not None:
-        from pipelines.store.atomic import write_text_atomic
-
         write_text_atomic(Path(out), json.dumps(res, indent=1))
     emit({"command": "evaluate", "target": target, **res})

@@ -26,9 +26,14 @@ from pipelines.data.occ3d import labels_npz_bytes
 from pipelines.errors import BadInput
 from pipelines.metrics.ego_motion import motion_error, register_static
 from pipelines.occworld.forecast_stage import PAST
-from pipelines.occworld.trajectories import NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints
+from pipelines.data.preview import preview_frame, write_mp4
+from pipelines.occworld.distributed import resolve_device
+from pipelines.occworld.trajectories import (NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints,
+                                             unknown_trajectory)
 from pipelines.occworld.world_model import KEYFRAME_DT, initial_history, open_world_model, rollout, window_steps
+from pipelines.sensors.raycast import visibility_masks
 from pipelines.store import Workspace, artifact_id, publish
+from pipelines.store.artifacts import read_manifest
 
 SCHEMA = 1
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +90,7 @@ def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndar
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return poses, commands_of(poses), {"kind": "file", "file": str(path), "sha256_16": digest}
     if req.traj not in NAMED:
-        named(req.traj, 0.0, 1)  # raises the unknown-trajectory error
+        raise unknown_trajectory(req.traj)
     speed = req.speed if req.speed is not None else float(scene.controls[start, 3])
     horizon = req.horizon or DEFAULT_HORIZON
     xyyaw = named(req.traj, speed, horizon + DEFAULT_HORIZON)  # + 3 s so the last commands look ahead
@@ -122,9 +127,6 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
     if req.model is None and not (DEMO_MODEL / "config.json").is_file():
         raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
     model, model_dir = open_world_model(model_ref, ws.root)
-    from pipelines.occworld.distributed import resolve_device
-    from pipelines.store.artifacts import read_manifest
-
     model_id = (read_manifest(model_dir) or {}).get("id") or hashlib.sha256(
         (model_dir / "forecaster.safetensors").read_bytes()).hexdigest()[:16]
     id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": len(poses),
@@ -142,8 +144,6 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         obs_poses = np.linalg.inv(scene.poses[start])[None] @ scene.poses[first:start + 1]
         ui.info(f"forecasting {len(poses)} keyframes of '{scene.name}' from frame {start} under {label}")
         future = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
-        from pipelines.sensors.raycast import visibility_masks
-
         start_token = scene.frames[start].token
         t0 = int(scene.timestamps_us[start])
         world = scene.poses[start][None] @ poses
@@ -170,8 +170,6 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                                      "start_token": start_token, "model": str(model_dir), "trajectory": traj_desc,
                                      "frames": frames})
         if req.previews:
-            from pipelines.data.preview import preview_frame, write_mp4
-
             path = np.concatenate([np.zeros((1, 2)), poses[:, :2, 3]])
             imgs = [preview_frame(observed[-1], path, 0)]
             for i, sem in enumerate(future):

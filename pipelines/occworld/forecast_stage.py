@@ -15,9 +15,11 @@ import torch.nn.functional as F
 
 from pipelines.data.cache import PackedCache
 from pipelines.data.windows import ForecastWindows
+from pipelines.errors import BadInput
 from pipelines.occworld.losses import BETA, CLASS_WEIGHTS, lovasz_softmax, rotation_loss, trajectory_loss
 from pipelines.occworld.trainer import Stage
-from pipelines.occworld.world_model import WorldModel, teacher_probability
+from pipelines.occworld.world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
+                                            window_steps)
 
 TRAJ_WEIGHT = 0.01
 ROT_WEIGHT = 1.0
@@ -61,8 +63,6 @@ class FrozenLatents:
 def forecast_losses(model: WorldModel, batch: dict, latents: torch.Tensor, teacher_p: float, generator: torch.Generator,
                     decode: bool) -> dict[str, torch.Tensor]:
     """Roll the forecaster over one batch of windows and return the loss terms."""
-    from pipelines.occworld.world_model import initial_history, rollout, step_targets, window_steps
-
     steps = window_steps(batch["rel_poses"])  # [B, T-1, 4, 4]
     k = model.cfg.forecaster.history
     hist, motion = initial_history(latents[:, :PAST + 1], steps[:, :PAST], k)
@@ -115,6 +115,8 @@ def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: 
     """A trainer Stage for `predict` or `e2e` over the dataset's train windows."""
     windows = ForecastWindows(cache, PAST, FUTURE, split="train" if "train" in cache.scene_splits else None)
     items = np.arange(len(windows)) if train_windows is None else np.asarray(train_windows)
+    if len(items) == 0:
+        raise BadInput("--dataset: no training windows (no scene in the train split has a frame); prepare more scenes")
     if stage == "predict":
         model.vae.requires_grad_(False)
     latents = FrozenLatents(model.vae, cache, device) if stage == "predict" else None

@@ -29,12 +29,32 @@ from pipelines.store.artifacts import reusable_artifact
 MODEL_SCHEMA = 1
 
 
-def check_settings(steps: int, batch_size: int, lr: float) -> None:
-    for flag, v in (("--steps", steps), ("--batch-size", batch_size)):
-        if v <= 0:
-            raise BadInput(f"{flag} {v}: must be a positive number")
-    if not lr > 0:
-        raise BadInput(f"--lr {lr}: must be positive")
+@dataclass
+class TrainRequest:
+    """The options every training command shares; stages subclass it (and may change defaults)."""
+
+    dataset: str = "latest"
+    name: str | None = None
+    steps: int = 1000
+    batch_size: int = 2
+    lr: float = 1e-4
+    val_every: int = 0
+    ckpt_every: int = 100
+    ema: bool = True
+    seed: int = 0
+    device: str = "auto"
+    resume: bool = False
+    force: bool = False
+
+    def settings(self, **extra) -> TrainSettings:
+        """Checked loop settings; `extra` carries stage-specific ones (weight decay, clip, warm-up)."""
+        for flag, v in (("--steps", self.steps), ("--batch-size", self.batch_size)):
+            if v <= 0:
+                raise BadInput(f"{flag} {v}: must be a positive number")
+        if not self.lr > 0:
+            raise BadInput(f"--lr {self.lr}: must be positive")
+        return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, ema=self.ema,
+                             val_every=self.val_every, ckpt_every=self.ckpt_every, seed=self.seed, **extra)
 
 
 @dataclass

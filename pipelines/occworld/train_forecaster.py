@@ -17,50 +17,35 @@ from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
 from pipelines.occworld.evaluate import validation_metrics
 from pipelines.occworld.forecast_stage import FUTURE, PAST, STAGES, forecaster_stage
-from pipelines.occworld.model_artifact import TrainingJob, check_settings, run_training
-from pipelines.occworld.trainer import TrainSettings
+from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
 from pipelines.occworld.world_model import WorldModel, open_world_model
 from pipelines.store import Workspace
+from pipelines.store.artifacts import read_manifest
 
 
 @dataclass
-class TrainForecasterRequest:
-    dataset: str = "latest"
+class TrainForecasterRequest(TrainRequest):
     stage: str = "predict"
     init: str = "latest"
-    name: str | None = None
-    steps: int = 1000
     batch_size: int = 1
     lr: float = 5e-5
     weight_decay: float = 0.01
     grad_clip: float = 5.0
     warmup: int = 50
-    val_every: int = 0
     val_windows: int = 4
-    ckpt_every: int = 100
-    ema: bool = True
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    force: bool = False
 
 
 def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
     if req.stage not in STAGES:
         raise BadInput(f"--stage '{req.stage}': unknown stage; choose one of {', '.join(STAGES)}")
-    check_settings(req.steps, req.batch_size, req.lr)
+    settings = req.settings(weight_decay=req.weight_decay, grad_clip=req.grad_clip, warmup=req.warmup)
     ds = OccDataset.open(req.dataset, ws.root)
     init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage == "e2e")
-    from pipelines.store.artifacts import read_manifest
-
     init_manifest = read_manifest(init_dir) or {}
     cfg = init.cfg
     if req.stage == "e2e":
         # The end-to-end model's VAE trains without dropout (official vae_e2e).
         cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, dropout=0.0))
-    settings = TrainSettings(steps=req.steps, batch_size=req.batch_size, lr=req.lr, weight_decay=req.weight_decay,
-                             grad_clip=req.grad_clip, warmup=req.warmup, ema=req.ema, val_every=req.val_every,
-                             ckpt_every=req.ckpt_every, seed=req.seed)
     inputs = {"dataset": ds.id, "init": init_manifest.get("id", str(init_dir))}
 
     def build_stage(device):
@@ -71,8 +56,6 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
         cache = open_cache(ds)
         split = "val" if "val" in cache.scene_splits else None
         val = ForecastWindows(cache, PAST, FUTURE, split=split, drop_partial=True)
-        if len(ForecastWindows(cache, PAST, FUTURE)) == 0:
-            raise BadInput(f"--dataset '{req.dataset}': no forecasting windows; prepare scenes with at least 2 frames")
         stage = forecaster_stage(req.stage, model, cache, device, req.steps, req.seed,
                                  validate=lambda obj: validation_metrics(obj.model, val, device, req.val_windows))
         return stage, lambda trained: {"vae": trained.model.vae, "forecaster": trained.model.forecaster}

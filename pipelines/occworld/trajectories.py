@@ -60,10 +60,14 @@ def named(name: str, speed: float, horizon: int) -> np.ndarray:
         return np.stack([v * times, lat, np.arctan(slope) * (v > 0)], -1)
     if name == "stop":
         return _integrate(lambda t: max(0.0, v - STOP_DECEL * t), lambda t, yaw: 0.0, horizon)
-    raise BadInput(f"--traj '{name}': unknown trajectory; choose one of {', '.join(NAMED)}, gt, or a waypoint file (.csv/.json)")
+    raise unknown_trajectory(name)
 
 
 NAMED = ("straight", "turn_left", "turn_right", "stop", "lane_change_left", "lane_change_right")
+
+
+def unknown_trajectory(name: str) -> BadInput:
+    return BadInput(f"--traj '{name}': unknown trajectory; choose one of {', '.join(NAMED)}, gt, or a waypoint file (.csv/.json)")
 
 
 def read_waypoints(path: Path) -> np.ndarray:

@@ -10,6 +10,7 @@ quaternion; the official buffer resets them to all-ones, which is not a rotation
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from pipelines.occworld.checkpoint import load_weights
 from pipelines.occworld.configs import WorldModelConfig
 from pipelines.occworld.forecaster import Forecaster
 from pipelines.occworld.vae import TriplaneVAE
+from pipelines.store import Workspace
+from pipelines.store.artifacts import find_artifact
 
 KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz)
 
@@ -49,11 +52,6 @@ class WorldModel(nn.Module):
 
 def open_world_model(ref: str, workspace, flag: str = "--model", need_forecaster: bool = True) -> tuple[WorldModel, Path]:
     """A model by folder path (with config.json) or by workspace reference (name, id, 'latest')."""
-    import json
-
-    from pipelines.store import Workspace
-    from pipelines.store.artifacts import find_artifact
-
     folder = Path(ref)
     if not (folder / "config.json").is_file():
         folder = find_artifact(Workspace.at(workspace), "model", ref, flag).path

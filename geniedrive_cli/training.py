@@ -1,0 +1,39 @@
+"""What the training commands share: their common options, and flag > recipe > default resolution
+into a request whose dataclass defaults are the command's defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from geniedrive_cli.config_file import load_recipe, merge
+from geniedrive_cli.options import emit, state
+from pipelines.console import ui
+from pipelines.store import Workspace
+
+Dataset = Annotated[Optional[str], typer.Option(help="Dataset name, id or 'latest'.")]
+Name = Annotated[Optional[str], typer.Option(help="Model name in the workspace.")]
+Steps = Annotated[Optional[int], typer.Option(help="Optimiser steps.")]
+ValEvery = Annotated[Optional[int], typer.Option(help="Validate every N steps (0: at the end).")]
+CkptEvery = Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")]
+Ema = Annotated[Optional[bool], typer.Option("--ema/--no-ema", help="Keep and publish EMA weights.")]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the run of this --name from its last checkpoint.")]
+Recipe = Annotated[Optional[str], typer.Option(help="YAML recipe; flags override it.")]
+Force = Annotated[bool, typer.Option("--force", help="Retrain even if the same model exists.")]
+
+# Set from the global options, not from flags or recipes.
+_GLOBAL_FIELDS = ("seed", "device")
+
+
+def run_training_command(command: str, request_cls: type, run: Callable[[Workspace, Any], dict], flags: dict,
+                         recipe: str | None) -> None:
+    """Resolve `flags` (None = not given) over the recipe and the request's defaults, train, report."""
+    defaults = {f.name: f.default for f in dataclasses.fields(request_cls) if f.name not in _GLOBAL_FIELDS}
+    flags = {**flags, "resume": flags.get("resume") or None, "force": flags.get("force") or None}
+    cfg = merge(flags, load_recipe(recipe, set(defaults)), defaults)
+    out = run(Workspace.at(state.workspace), request_cls(**cfg, seed=state.seed or 0, device=state.device))
+    if out.get("metrics"):
+        ui.info(", ".join(f"{k} {v:.2f}" for k, v in out["metrics"].items()))
+    emit({"command": command, "kind": "model", **out})

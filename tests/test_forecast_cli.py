@@ -3,7 +3,10 @@ trajectories, waypoint files, the ego-warp baseline and ego-motion registration,
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +17,7 @@ from pipelines.errors import BadInput
 from pipelines.geometry import planar_pose
 from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
 from pipelines.occworld.trajectories import NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints
-from tests.helpers import run_cli, write_occ_folder
+from tests.helpers import REPO, run_cli, write_occ_folder
 
 
 @pytest.fixture
@@ -46,6 +49,25 @@ def test_train_forecaster_publishes_both_parts_and_e2e_continues(capsys, trained
     assert r.code == 2 and len(r.err_lines) == 1 and "holds no forecaster.safetensors" in r.err
     r = run_cli(capsys, "train-forecaster", "--stage", "later", "--init", "v")
     assert r.code == 2 and "--stage 'later': unknown stage" in r.err
+
+
+def test_two_process_cpu_ddp_predict_stage_with_the_warp_prior(capsys, trained):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
+           "-m", "geniedrive_cli.app", "--workspace", str(trained), "--device", "cpu", "train-forecaster", "--stage",
+           "predict", "--dataset", "w", "--init", "v", "--steps", "2", "--motion-prior", "warp", "--name", "ddp",
+           "--val-windows", "1", "--json"]
+    p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    assert len(lines) == 1 and lines[0]["steps"] == 2  # only rank 0 reports
+    assert sorted(x.name for x in (trained / "models").iterdir() if not x.name.startswith(".")) == ["ddp", "v", "wm"]
+    assert json.loads((trained / "models" / "ddp" / "config.json").read_text())["forecaster"]["motion_prior"] == "warp"
+    state = json.loads((trained / "runs" / "ddp" / "last" / "state.json").read_text())
+    assert state["step"] == 2 and len(state["losses"]) == 2
+    r = run_cli(capsys, "train-forecaster", "--stage", "predict", "--dataset", "w", "--init", "v", "--motion-prior", "flow")
+    assert r.code == 2 and r.err_lines == ["error: --motion-prior 'flow': unknown motion prior; choose one of none, warp"]
+    r = run_cli(capsys, "train-forecaster", "--stage", "e2e", "--dataset", "w", "--init", "ddp", "--motion-prior", "none")
+    assert r.code == 2 and len(r.err_lines) == 1 and "the e2e stage continues the --init forecaster" in r.err
 
 
 def test_forecast_writes_occ3d_frames_json_and_preview(capsys, trained):

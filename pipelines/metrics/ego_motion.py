@@ -50,7 +50,9 @@ def warp_occupancy(occ: np.ndarray, pose: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, parallel=True)
 def _scores(px, py, pz, plab, ref, cands):  # pragma: no cover - compiled
-    """For each candidate (x, y, yaw): how many points land on a voxel of `ref` with their label."""
+    """For each candidate (x, y, yaw): points that land on a voxel of `ref` with their label, minus
+    those that land inside `ref` on another label (points leaving the grid count neither way).
+    Counting matches alone favours small motions, which keep more points inside the grid."""
     nx, ny, nz = ref.shape
     out = np.zeros(cands.shape[0], np.int64)
     for c in numba.prange(cands.shape[0]):
@@ -62,8 +64,8 @@ def _scores(px, py, pz, plab, ref, cands):  # pragma: no cover - compiled
             ay = si * px[i] + co * py[i] + ty
             ix = int(math.floor((ax - RANGE_MIN[0]) / VOXEL_SIZE))
             iy = int(math.floor((ay - RANGE_MIN[1]) / VOXEL_SIZE))
-            if 0 <= ix < nx and 0 <= iy < ny and ref[ix, iy, pz[i]] == plab[i]:
-                n += 1
+            if 0 <= ix < nx and 0 <= iy < ny:
+                n += 1 if ref[ix, iy, pz[i]] == plab[i] else -1
         out[c] = n
     return out
 
@@ -78,13 +80,14 @@ def _best(px, py, pz, plab, ref, xs, ys, yaws):
     return cands[int(np.argmax(scores))], int(scores.max())
 
 
-def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: float = 30.0,
+def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: float = 45.0,
                     max_yaw: float = math.radians(100), max_points: int = 6000) -> tuple[np.ndarray, float]:
     """Recover B's ego pose in A from grids `moving` (seen from B) and `reference` (seen from A).
 
     Static-class voxels of `moving` are moved by candidate planar poses and scored by how many land
-    on a voxel of `reference` with the same label; coarse-to-fine grid search over x, y in
-    ±max_translation and yaw in ±max_yaw. Returns (pose [4, 4], share of matched points).
+    on a voxel of `reference` with the same label, less those landing on another label; coarse-to-fine grid search over x, y in
+    ±max_translation and yaw in ±max_yaw. Returns (pose [4, 4], net score share: (matches -
+    mismatches) / points, floored at 0).
     """
     static = np.isin(moving, STATIC_CLASSES)
     idx = np.argwhere(static)
@@ -106,7 +109,7 @@ def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: 
     for span, step, yspan, ystep in ((1.2, 0.4, math.radians(3), math.radians(1)), (0.4, 0.1, math.radians(1), math.radians(0.25))):
         best, score = _best(*pf, ref, best[0] + _grid(-span, span, step), best[1] + _grid(-span, span, step),
                             best[2] + _grid(-yspan, yspan, ystep))
-    return planar_pose(*best), score / len(fine)
+    return planar_pose(*best), max(score, 0) / len(fine)
 
 
 def motion_error(recovered: np.ndarray, commanded: np.ndarray) -> tuple[float, float]:

@@ -1,7 +1,8 @@
 """Named world-model configurations in one plain registry: `paper`, `small`, `debug`.
 
 `paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 979,378 parameters, the
-released code's numbers); `small` trains on a CPU; `debug` is for tests. Configs are saved beside
+released code's numbers); `small` trains on a CPU and adds the ego-motion warp prior
+(latent_warp.py), which a CPU-sized forecaster cannot learn from data in an hour; `debug` is for tests. Configs are saved beside
 weights (`config.json`) and used to rebuild the model.
 """
 
@@ -44,6 +45,10 @@ class ForecasterConfig:
     head_hidden: int = 32
     fusion_freqs: int = 4  # sinusoidal frequencies per step-transform scalar
     future: int = 6
+    # "none": the official predictor (the next latent comes from the tokens alone); "warp": start
+    # each step from the current latent warped by the driving ego step and learn a residual
+    # (latent_warp.py). Not in the paper; adds one per-channel residual scale.
+    motion_prior: str = "none"
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,20 @@ class WorldModelConfig:
     @classmethod
     def from_dict(cls, d: dict, where: str = "config.json") -> "WorldModelConfig":
         try:
-            return cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]))
+            cfg = cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]))
         except (KeyError, TypeError) as exc:
             raise BadInput(f"{where}: not a world-model config ({type(exc).__name__}: {exc}); rebuild it from a named config") from None
+        check_motion_prior(cfg.forecaster.motion_prior, f"{where}: forecaster.motion_prior")
+        return cfg
+
+
+MOTION_PRIORS = ("none", "warp")
+
+
+def check_motion_prior(value: str, where: str = "--motion-prior") -> str:
+    if value not in MOTION_PRIORS:
+        raise BadInput(f"{where} '{value}': unknown motion prior; choose one of {', '.join(MOTION_PRIORS)}")
+    return value
 
 
 CONFIGS: dict[str, WorldModelConfig] = {
@@ -69,7 +85,8 @@ CONFIGS: dict[str, WorldModelConfig] = {
         "small",
         VAEConfig(dim=32, down_kernel=3, heads=2, depth=1, ffn_dim=32, dropout=0.1),
         ForecasterConfig(dim=32, low_layers=2, high_layers=2, deform_heads=4, plan_to_scene_heads=2,
-                         scene_to_plan_heads=4, fusion_heads=2, ffn_dim=64, pose_hidden=16, head_hidden=16),
+                         scene_to_plan_heads=4, fusion_heads=2, ffn_dim=64, pose_hidden=16, head_hidden=16,
+                         motion_prior="warp"),
     ),
     "debug": WorldModelConfig(
         "debug",

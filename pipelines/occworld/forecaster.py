@@ -6,6 +6,10 @@ Mutual-Control-Attention layers exchange information between scene and plan; the
 head reads the plan token into a per-command ego step (Δxy + quaternion); a fusion cross-attention
 injects the step transform that drives the forecast; 5 spatio-temporal layers fuse the 9-frame
 history per cell; the tokens are reshaped into the next latent (no residual from the current one).
+With the `warp` motion prior (not in the paper) the current latent warped by the driving ego step
+joins the tokens before the spatio-temporal layers, and their output is a residual added to it
+through a per-channel scale that starts at zero (at initialisation the forecast is the warped
+current frame).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from torch import nn
 
 from pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
 from pipelines.occworld.configs import ForecasterConfig
+from pipelines.occworld.latent_warp import warp_latent
 
 ROWS, COLS = 50, 58
 
@@ -164,6 +169,8 @@ class Forecaster(nn.Module):
         self.head = TransformationHead(cfg)
         self.fusion = ControlFusion(cfg)
         self.high = nn.ModuleList(SpatioTemporalLayer(cfg) for _ in range(cfg.high_layers))
+        if cfg.motion_prior == "warp":
+            self.residual_scale = nn.Parameter(torch.zeros(d))
 
     def _pos(self) -> torch.Tensor:
         """[ROWS * COLS, C] row ‖ column embedding."""
@@ -173,12 +180,14 @@ class Forecaster(nn.Module):
         ], -1).reshape(ROWS * COLS, -1)
 
     def step(self, current: torch.Tensor, history: torch.Tensor, controls: torch.Tensor,
-             command: torch.Tensor, step_transform: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+             command: torch.Tensor, step_transform: torch.Tensor | None = None,
+             prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """One forecast step.
 
         current [B, C, 50, 58]; history [B, k, C, 50, 58] (oldest first); controls [B, k, 9];
         command [B, 3] one-hot; step_transform [B, 4, 4] current->next ego transform that drives
-        the forecast (None: use the transform predicted from the plan token).
+        the forecast (None: use the transform predicted from the plan token); prior [B, C, 50, 58]
+        the `warp` prior's latent for the next frame (None: the current latent warped by the step).
         Returns (next latent [B, C, 50, 58], predicted step [B, 6] = Δx, Δy, quaternion wxyz).
         """
         b, c = current.shape[:2]
@@ -194,9 +203,15 @@ class Forecaster(nn.Module):
         if step_transform is None:
             step_transform = step_from_prediction(pred)
         scene = self.fusion(scene, step_transform)
+        if self.cfg.motion_prior == "warp":
+            prior = warp_latent(current, step_transform) if prior is None else prior
+            scene = scene + prior.flatten(2).transpose(1, 2)  # the high layers see the aligned scene
         for layer in self.high:
             scene = layer(scene, hist)
-        return scene.transpose(1, 2).reshape(b, c, ROWS, COLS), pred
+        out = scene.transpose(1, 2).reshape(b, c, ROWS, COLS)
+        if self.cfg.motion_prior == "warp":
+            out = prior + self.residual_scale.view(1, c, 1, 1) * out
+        return out, pred
 
 
 def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:

@@ -37,6 +37,8 @@ def parameter_report(cfg: WorldModelConfig) -> dict[str, dict[str, int]]:
         "transformation head": count(fc.head),
         "control fusion": count(fc.fusion),
     }
+    if cfg.forecaster.motion_prior == "warp":
+        f["warp prior residual scale"] = count(fc.residual_scale)
     f["total"] = count(fc)
     assert sum(v.values()) == 2 * v["total"] and sum(f.values()) == 2 * f["total"], "a part is missing"
     return {"vae": v, "forecaster": f, "total": {"parameters": v["total"] + f["total"]}}

@@ -15,6 +15,7 @@ from pipelines.data.cache import open_cache
 from pipelines.data.dataset import OccDataset
 from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
+from pipelines.occworld.configs import check_motion_prior
 from pipelines.occworld.evaluate import validation_metrics
 from pipelines.occworld.forecast_stage import FUTURE, PAST, STAGES, forecaster_stage
 from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
@@ -33,6 +34,7 @@ class TrainForecasterRequest(TrainRequest):
     grad_clip: float = 5.0
     warmup: int = 50
     val_windows: int = 4
+    motion_prior: str | None = None  # predict stage: override the init config's forecaster prior
 
 
 def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
@@ -43,6 +45,12 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
     init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage == "e2e")
     init_manifest = read_manifest(init_dir) or {}
     cfg = init.cfg
+    if req.motion_prior is not None:
+        check_motion_prior(req.motion_prior)
+        if req.stage == "e2e" and req.motion_prior != cfg.forecaster.motion_prior:
+            raise BadInput(f"--motion-prior {req.motion_prior}: the e2e stage continues the --init forecaster, whose "
+                           f"prior is '{cfg.forecaster.motion_prior}'; drop the flag or train a new predict model")
+        cfg = dataclasses.replace(cfg, forecaster=dataclasses.replace(cfg.forecaster, motion_prior=req.motion_prior))
     if req.stage == "e2e":
         # The end-to-end model's VAE trains without dropout (official vae_e2e).
         cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, dropout=0.0))

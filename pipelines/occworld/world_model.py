@@ -21,6 +21,7 @@ from pipelines.errors import BadInput
 from pipelines.occworld.checkpoint import load_weights
 from pipelines.occworld.configs import WorldModelConfig
 from pipelines.occworld.forecaster import Forecaster
+from pipelines.occworld.latent_warp import warp_latent
 from pipelines.occworld.vae import TriplaneVAE
 from pipelines.store import Workspace
 from pipelines.store.artifacts import find_artifact
@@ -124,12 +125,19 @@ def rollout(forecaster: Forecaster, history: torch.Tensor, motion: torch.Tensor,
     that drives each forecast step; commands [B, F, 3] one-hot. With `targets` [B, F, C, 50, 58]
     and teacher_p > 0 (scheduled sampling), each batch element continues from the ground-truth
     latent with probability teacher_p, else from its own prediction.
+    With the `warp` motion prior, the prior of every step is the last observed latent warped once by
+    the accumulated motion (warping each prediction again would blur the scene a little more at
+    every step).
     Returns (latents [B, F, C, 50, 58], predicted steps [B, F, 6]).
     """
     latents, preds = [], []
-    current = history[:, -1]
+    current = anchor = history[:, -1]
+    moved = torch.eye(4, dtype=steps.dtype, device=steps.device).expand(steps.shape[0], 4, 4)
+    warp = forecaster.cfg.motion_prior == "warp"
     for i in range(steps.shape[1]):
-        nxt, pred = forecaster.step(current, history, motion, commands[:, i], steps[:, i])
+        moved = moved @ steps[:, i]  # frame i+1 in the last observed frame
+        prior = warp_latent(anchor, moved) if warp else None
+        nxt, pred = forecaster.step(current, history, motion, commands[:, i], steps[:, i], prior)
         latents.append(nxt)
         preds.append(pred)
         feed = nxt

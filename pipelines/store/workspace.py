@@ -18,6 +18,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "cache": ("caches", "built on first use by the loaders"),
     "model": ("models", "gdrive train-vae --name NAME"),
     "forecast": ("forecasts", "gdrive forecast --scene SCENE --traj straight --name NAME"),
+    "render": ("renders", "gdrive render --scene SCENE --name NAME"),
 }
 
 

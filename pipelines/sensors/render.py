@@ -1,0 +1,271 @@
+"""`gdrive render`: camera conditions and LiDAR sweeps from one occupancy sequence.
+
+The source is a dataset scene (`--dataset D --scene X`) or any folder in Occ3D layout
+(`gts/<scene>/<token>/labels.npz`, such as a forecast or an edited scene; `--occ`). Frames between
+2 Hz keyframes are rendered from the nearest keyframe's occupancy at the interpolated ego pose
+(`--fps 12`: 6 frames per keyframe interval); `--repeat N` instead repeats each keyframe N times,
+as the official conditions do. Camera and LiDAR come from the same grid and ego pose per frame.
+
+renders/<name>/
+    manifest.json
+    rig.json                     the rig with the cameras at the rendered resolution
+    frames.json                  per output frame: time, source keyframe token, ego pose, files
+    cameras/<k>.npz              labels [V, H, W] uint8, depth [V, H, W] float16 (m, inf = none),
+                                 alpha [V, H, W] uint8 (0-255), views in frames.json "cameras" order
+    lidar/<k>.pcd.bin            nuScenes points (x, y, z, intensity, ring) in the LiDAR frame
+    lidar/<k>.labels.npz         label, instance, range per point
+    preview.png, cameras.mp4     6-view ring grid (official palette, shaded by depth)
+    lidar_topdown.png, lidar_range.png   the first frame's sweep
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.spatial.transform import Rotation, Slerp
+
+from pipelines.console import ui
+from pipelines.data.dataset import OccDataset
+from pipelines.data.occ3d import load_labels, npz_bytes
+from pipelines.data.preview import write_mp4
+from pipelines.data.rig import Rig, default_rig
+from pipelines.errors import BadInput
+from pipelines.occworld.distributed import resolve_device
+from pipelines.sensors.camera import colorize, render_cameras, ring_grid
+from pipelines.sensors.lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
+from pipelines.store import Workspace, artifact_id, publish
+from pipelines.store.artifacts import find_artifact
+
+SCHEMA = 1
+KEYFRAME_HZ = 2.0
+DEFAULT_RESOLUTION = (256, 512)  # height, width: the video resolution
+
+
+@dataclass
+class RenderRequest:
+    dataset: str | None = None
+    scene: str | None = None
+    occ: str | None = None  # an Occ3D-layout folder or a forecast name
+    rig: str | None = None  # a rig JSON file (default: the scene's rig, or the folder's rig.json, or nuScenes)
+    cameras: str | None = None  # comma-separated names; None: all
+    resolution: str = "256x512"  # HEIGHTxWIDTH
+    lidar: bool = True
+    fps: float = 12.0
+    repeat: int | None = None
+    frames: str | None = None  # keyframe slice a:b
+    name: str | None = None
+    previews: bool = True
+    device: str = "auto"
+    force: bool = False
+
+
+@dataclass
+class Sequence:
+    """Keyframes to render: occupancy loader, tokens, ego poses in one frame, times, rig, instances."""
+
+    name: str
+    tokens: list[str]
+    poses: np.ndarray  # [K, 4, 4]
+    times: np.ndarray  # [K] seconds
+    rig: Rig
+    load: callable  # i -> semantics [200, 200, 16]
+    instances: callable  # i -> [200, 200, 16] uint16 or None
+    source: dict  # id fields describing the source
+
+
+def parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BadInput(f"--resolution '{text}': give HEIGHTxWIDTH, e.g. 256x512 or 450x800") from None
+    if h <= 0 or w <= 0:
+        raise BadInput(f"--resolution {text}: height and width must be positive, e.g. 256x512")
+    return h, w
+
+
+def _keyframe_slice(text: str | None, n: int) -> slice:
+    if text is None:
+        return slice(0, n)
+    try:
+        a, b = (int(v) if v else None for v in text.split(":"))
+    except ValueError:
+        raise BadInput(f"--frames '{text}': give a keyframe range a:b (e.g. 0:10)") from None
+    s = slice(a, b)
+    if len(range(*s.indices(n))) == 0:
+        raise BadInput(f"--frames {text}: selects no keyframe of the {n} in the source")
+    return s
+
+
+def _read_rig(path: Path, flag: str) -> Rig:
+    if not path.is_file():
+        raise BadInput(f"{flag} {path}: no such rig file; give a rig JSON (see the README) or leave it out for the default")
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); fix the rig file") from None
+    return Rig.from_dict(d, str(path))
+
+
+def _occ_folder(ws: Workspace, ref: str) -> Path:
+    folder = Path(ref)
+    if folder.is_dir():
+        return folder
+    return find_artifact(ws, "forecast", ref, "--occ").path
+
+
+def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
+    if (req.occ is None) == (req.scene is None):
+        raise BadInput("--scene/--occ: give either --dataset D --scene X or --occ FOLDER (Occ3D layout), not both")
+    if req.scene is not None:
+        ds = OccDataset.open(req.dataset or "latest", ws.root)
+        scene = ds.scene(req.scene)
+        rig = _read_rig(Path(req.rig), "--rig") if req.rig else scene.rig
+        times = (scene.timestamps_us - scene.timestamps_us[0]) / 1e6
+        frames = scene.frames
+        return Sequence(scene.name, [f.token for f in frames], scene.poses, times, rig,
+                        scene.semantics, lambda i: frames[i].instance_grid(),
+                        {"dataset": ds.id, "scene": scene.name})
+    folder = _occ_folder(ws, req.occ)
+    files = sorted(folder.glob("gts/*/*/labels.npz"))
+    if not files:
+        raise BadInput(f"--occ {folder}: no gts/<scene>/<token>/labels.npz inside; give an Occ3D-layout folder "
+                       f"(a forecast: gdrive forecast --scene X --traj straight)")
+    scenes = sorted({f.parent.parent.name for f in files})
+    if len(scenes) > 1:
+        raise BadInput(f"--occ {folder}: holds scenes {', '.join(scenes)}; render one at a time from a folder with one scene")
+    poses, times = None, None
+    meta = folder / "frames.json"
+    if meta.is_file():  # a forecast: keyframe order, times and poses in its start frame
+        info = json.loads(meta.read_text())
+        order = [e["token"] for e in info["frames"]]
+        by_token = {f.parent.name: f for f in files}
+        files = [by_token[t] for t in order if t in by_token]
+        poses = np.array([e["ego_in_start"] for e in info["frames"]], np.float64)
+        times = np.array([e["t_s"] for e in info["frames"]], np.float64)
+    if poses is None or len(poses) != len(files):
+        poses = np.repeat(np.eye(4)[None], len(files), 0)  # unknown motion: keyframes in place
+        times = np.arange(len(files)) / KEYFRAME_HZ
+    if req.rig:
+        rig = _read_rig(Path(req.rig), "--rig")
+    elif (folder / "rig.json").is_file():
+        rig = _read_rig(folder / "rig.json", "--occ")
+    else:
+        rig = default_rig()
+    digest = artifact_id("occ-folder", 1, {"files": [str(f.relative_to(folder)) for f in files],
+                                            "sizes": [f.stat().st_size for f in files],
+                                            "mtimes": [f.stat().st_mtime_ns for f in files]}, {})
+    return Sequence(scenes[0], [f.parent.name for f in files], poses, times, rig,
+                    lambda i: load_labels(files[i], require_masks=False)["semantics"], lambda i: None,
+                    {"occ": str(folder.resolve()), "content": digest})
+
+
+def interpolate_pose(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """Pose between `a` (w = 0) and `b` (w = 1): linear translation, spherical rotation."""
+    rots = Rotation.from_matrix(np.stack([a[:3, :3], b[:3, :3]]))
+    out = np.eye(4)
+    out[:3, :3] = Slerp([0.0, 1.0], rots)([w]).as_matrix()[0]
+    out[:3, 3] = (1 - w) * a[:3, 3] + w * b[:3, 3]
+    return out
+
+
+def output_frames(seq: Sequence, keys: list[int], fps: float, repeat: int | None) -> list[dict]:
+    """One entry per output frame: {'key': keyframe rendered, 'ego_pose': 4x4 in that keyframe's
+    ego frame, 't_s', 'render': bool (False: repeats the previous render)}."""
+    out = []
+    if repeat:
+        for k in keys:
+            for r in range(repeat):
+                out.append({"key": k, "ego_pose": np.eye(4), "t_s": float(seq.times[k]) + r / (KEYFRAME_HZ * repeat),
+                            "render": r == 0})
+        return out
+    per = int(round(fps / KEYFRAME_HZ))
+    for n, k in enumerate(keys):
+        last = n == len(keys) - 1
+        for s in range(1 if last else per):
+            w = s / per
+            nxt = keys[n + 1] if not last else k
+            src = k if w < 0.5 else nxt  # the nearest keyframe's occupancy
+            pose = interpolate_pose(seq.poses[k], seq.poses[nxt], w)
+            t = (1 - w) * seq.times[k] + w * seq.times[nxt]
+            out.append({"key": src, "ego_pose": np.linalg.inv(seq.poses[src]) @ pose, "t_s": float(t), "render": True})
+    return out
+
+
+def _check(req: RenderRequest) -> tuple[int, int]:
+    hw = parse_resolution(req.resolution)
+    if req.repeat is not None and req.repeat <= 0:
+        raise BadInput(f"--repeat {req.repeat}: must be a positive number of copies per keyframe (official: 6)")
+    if not (req.fps > 0 and math.isfinite(req.fps)) or abs(req.fps / KEYFRAME_HZ - round(req.fps / KEYFRAME_HZ)) > 1e-9:
+        raise BadInput(f"--fps {req.fps}: must be a positive multiple of the 2 Hz keyframe rate (2, 4, ..., 12)")
+    return hw
+
+
+def run_render(ws: Workspace, req: RenderRequest) -> dict:
+    height, width = _check(req)
+    seq = open_sequence(ws, req)
+    names = [c.strip() for c in req.cameras.split(",") if c.strip()] if req.cameras else [c.name for c in seq.rig.cameras]
+    cams = [seq.rig.camera(n) for n in names]  # unknown names exit 2 listing the rig's cameras
+    keys = list(range(len(seq.tokens)))[_keyframe_slice(req.frames, len(seq.tokens))]
+    fps = KEYFRAME_HZ * req.repeat if req.repeat else req.fps
+    plan = output_frames(seq, keys, req.fps, req.repeat)
+    scaled = [c.scaled(width, height) for c in cams]
+    rig_out = Rig(scaled, seq.rig.lidar, seq.rig.name, seq.rig.meta)
+    id_fields = {"source": seq.source, "keyframes": keys, "cameras": names, "resolution": [height, width],
+                 "lidar": req.lidar, "fps": fps, "repeat": req.repeat, "rig": rig_out.to_dict()}
+    ident = artifact_id("render", SCHEMA, id_fields, {})
+    name = req.name or f"{seq.name}-{height}x{width}-{ident[:6]}"
+    device = resolve_device(req.device)
+
+    def build(w) -> dict:
+        w.write_json("rig.json", rig_out.to_dict())
+        frames, grid_frames, cache = [], [], {}
+        with ui.progress(f"rendering {seq.name}", len(plan)) as bar:
+            for i, f in enumerate(plan):
+                entry = {"index": i, "t_s": f["t_s"], "keyframe": seq.tokens[f["key"]], "ego_in_keyframe": f["ego_pose"].tolist()}
+                if f["render"]:
+                    if f["key"] not in cache:
+                        cache.clear()
+                        cache[f["key"]] = (seq.load(f["key"]), seq.instances(f["key"]))
+                    sem, inst = cache[f["key"]]
+                    r = render_cameras(sem, cams, width, height, device=device, ego_pose=f["ego_pose"])
+                    labels, depth, alpha = (t.cpu().numpy() for t in (r.labels, r.depth, r.alpha))
+                    w.write_bytes(f"cameras/{i:06d}.npz", npz_bytes({
+                        "labels": labels, "depth": depth.astype(np.float16),
+                        "alpha": np.round(alpha * 255).astype(np.uint8)}))
+                    src = i
+                    if req.previews:
+                        grid = ring_grid(colorize(r), names) if len(names) == 6 else np.concatenate(list(colorize(r)), 1)
+                    if req.lidar:
+                        sweep = lidar_sweep(sem, seq.rig.lidar, inst, f["ego_pose"])
+                        write_pcd_bin(w.path(f"lidar/{i:06d}.pcd.bin"), sweep)
+                        write_point_labels(w.path(f"lidar/{i:06d}.labels.npz"), sweep)
+                        if i == 0 and req.previews:
+                            Image.fromarray(topdown_image(sweep)).save(w.path("lidar_topdown.png"))
+                            Image.fromarray(range_image(sweep)).save(w.path("lidar_range.png"))
+                entry["cameras"] = f"cameras/{src:06d}.npz"
+                if req.lidar:
+                    entry["lidar"] = f"lidar/{src:06d}.pcd.bin"
+                frames.append(entry)
+                if req.previews:
+                    grid_frames.append(grid)
+                bar.advance()
+        w.write_json("frames.json", {"scene": seq.name, "cameras": names, "resolution": [height, width], "fps": fps,
+                                     "repeat": req.repeat, "frames": frames})
+        if req.previews:
+            Image.fromarray(grid_frames[0]).save(w.path("preview.png"))
+            write_mp4(w.path("cameras.mp4"), grid_frames, fps)
+        return {"frames": len(frames), "keyframes": len(keys), "scene": seq.name}
+
+    res = publish(ws, "render", "render", SCHEMA, name, dataclasses.asdict(req), id_fields, {}, build, force=req.force)
+    if res.reused:
+        ui.info(f"reusing render '{name}' (id {ident}); pass --force to recompute")
+    else:
+        ui.info(f"wrote render '{name}' (id {ident}) to {res.artifact.path}")
+    return {"name": name, "id": ident, "path": str(res.artifact.path), "reused": res.reused,
+            "frames": res.artifact.manifest.get("frames"), "keyframes": res.artifact.manifest.get("keyframes")}

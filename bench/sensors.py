@@ -7,8 +7,7 @@ nuScenes rig, this times:
     occupied voxel face whose neighbour is free or outside the grid, 2 triangles, carrying the
     voxel's label), one ray per pixel centre per camera; a miss is background (FREE).
     Goals: ours >= 10 frames/s, >= 3x open3d, >= 99.5 % identical pixel labels.
-  - lidar: one HDL-32E sweep (rig.lidar) with `lidar_sweep` (or, while that module does not
-    exist, `cast_rays` on `lidar_rays(rig.lidar)`, noted in the JSON) against the same open3d
+  - lidar: one HDL-32E sweep (rig.lidar) with `lidar_sweep` against the same open3d
     scene; a hit is its voxel (open3d: the hit triangle's voxel), max_range applied to both.
     Goals: ours >= 50 sweeps/s, >= 3x open3d, >= 99.9 % identical hits.
 
@@ -25,7 +24,6 @@ Run: .venv/bin/python bench/sensors.py [--frames 3] [--repeats 5]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -47,6 +45,7 @@ from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE  # noqa
 from pipelines.data.rig import Camera, Lidar, default_rig  # noqa: E402
 from pipelines.data.synthetic.generate import SyntheticConfig, generate_scene  # noqa: E402
 from pipelines.sensors.camera import render_cameras  # noqa: E402
+from pipelines.sensors.lidar import lidar_sweep  # noqa: E402
 from pipelines.sensors.raycast import cast_rays, lidar_rays  # noqa: E402
 from pipelines.store.atomic import write_text_atomic  # noqa: E402
 
@@ -152,28 +151,19 @@ def ours_camera(semantics: np.ndarray, cameras: list[Camera], device: str = "cpu
     return labels.reshape(-1).cpu().numpy()
 
 
-def _lidar_module():
-    """`pipelines.sensors.lidar` when it exists (it is being written alongside), else None."""
-    if importlib.util.find_spec("pipelines.sensors.lidar") is None:
-        return None
-    import pipelines.sensors.lidar as mod
-
-    return mod if hasattr(mod, "lidar_sweep") else None
-
-
-def _dda_hits(lidar: Lidar) -> Callable[[np.ndarray], np.ndarray]:
-    """Hit voxel ids [R] (NO_HIT for none) of one sweep by `cast_rays` on `lidar_rays(lidar)`."""
+def _dda_hits(lidar: Lidar) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Hit voxel ids [R] (NO_HIT for none) and distances [R] of one sweep by `cast_rays`."""
     origins, dirs = lidar_rays(lidar)
 
-    def hits(sem: np.ndarray) -> np.ndarray:
-        idx, _ = cast_rays(sem != FREE, origins, dirs, lidar.max_range)
+    def hits(sem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        idx, dist = cast_rays(sem != FREE, origins, dirs, lidar.max_range)
         flat = np.ravel_multi_index(tuple(np.maximum(idx.T, 0)), GRID_SHAPE)
-        return np.where(idx[:, 0] >= 0, flat, NO_HIT)
+        return np.where(idx[:, 0] >= 0, flat, NO_HIT), dist
 
     return hits
 
 
-def _sweep_hits(lidar_sweep: Callable, lidar: Lidar) -> Callable[[np.ndarray], np.ndarray]:
+def _sweep_hits(lidar: Lidar) -> Callable[[np.ndarray], np.ndarray]:
     """Hit voxel ids [R] of a `lidar_sweep`, checked against the DDA it is built on.
 
     A sweep holds points on the entry faces, not voxel indices, and recovering the voxel from a
@@ -181,13 +171,12 @@ def _sweep_hits(lidar_sweep: Callable, lidar: Lidar) -> Callable[[np.ndarray], n
     max_range), after asserting that the sweep returns exactly the DDA's hit rays with the
     labels of the DDA's hit voxels and its ranges.
     """
-    origins, dirs = lidar_rays(lidar)
+    dda = _dda_hits(lidar)
 
     def hits(sem: np.ndarray) -> np.ndarray:
         sweep = lidar_sweep(sem, lidar)
-        idx, dist = cast_rays(sem != FREE, origins, dirs, lidar.max_range)
-        hit = idx[:, 0] >= 0
-        ids = np.where(hit, np.ravel_multi_index(tuple(np.maximum(idx.T, 0)), GRID_SHAPE), NO_HIT)
+        ids, dist = dda(sem)
+        hit = ids != NO_HIT
         checks = {"hit rays": np.array_equal(sweep.ray_index, np.flatnonzero(hit)),
                   "labels": np.array_equal(sweep.label, sem.reshape(-1)[ids[hit]]),
                   "ranges": np.allclose(sweep.range, dist[hit], atol=1e-4)}
@@ -200,11 +189,7 @@ def _sweep_hits(lidar_sweep: Callable, lidar: Lidar) -> Callable[[np.ndarray], n
 
 def ours_lidar_fn(lidar: Lidar) -> tuple[Callable[[np.ndarray], object], Callable[[np.ndarray], np.ndarray], str]:
     """(timed call, hit voxel ids [R] of one frame for that call, what is timed)."""
-    dda = _dda_hits(lidar)
-    mod = _lidar_module()
-    if mod is None:
-        return dda, dda, "cast_rays(semantics != FREE, *lidar_rays(rig.lidar), max_range) (lidar_sweep not present)"
-    return ((lambda sem: mod.lidar_sweep(sem, lidar)), _sweep_hits(mod.lidar_sweep, lidar),
+    return ((lambda sem: lidar_sweep(sem, lidar)), _sweep_hits(lidar),
             "pipelines.sensors.lidar.lidar_sweep(semantics, rig.lidar): DDA + points, labels, intensity; "
             "hit voxels checked equal to cast_rays' (rays, labels, ranges)")
 

@@ -72,14 +72,15 @@ def axis_centres(axis: int) -> np.ndarray:
     return RANGE_MIN[axis] + (np.arange(GRID_SHAPE[axis]) + 0.5) * VOXEL_SIZE
 
 
-def check_grid(name: str, arr: np.ndarray, where: str, dtype=np.uint8, max_value: int | None = None) -> None:
-    """Raise BadInput unless `arr` is a 200x200x16 array of `dtype` (values <= max_value)."""
+def check_grid(name: str, arr, where: str, dtype=np.uint8, max_value: int | None = None) -> None:
+    """Raise BadInput unless `arr` is a 200x200x16 array of `dtype` (values <= max_value);
+    dtype None checks the shape only (numpy arrays or torch tensors)."""
     if arr.shape != GRID_SHAPE:
         raise BadInput(
             f"{where}: '{name}' has shape {tuple(arr.shape)}, expected {GRID_SHAPE} (Occ3D x, y, z); "
             "re-export it on the Occ3D grid"
         )
-    if arr.dtype != dtype:
+    if dtype is not None and arr.dtype != dtype:
         raise BadInput(
             f"{where}: '{name}' has dtype {arr.dtype}, expected {np.dtype(dtype).name}; "
             f"convert it with .astype(np.{np.dtype(dtype).name})"

@@ -6,7 +6,9 @@ for synthetic worlds; real logs carry their own calibration into `scene.json`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -152,6 +154,18 @@ def _check_extrinsic(m: np.ndarray, what: str) -> None:
         raise BadInput(f"{what} sensor_to_ego must be a finite 4x4 matrix")
     if not is_rotation(m[:3, :3]):
         raise BadInput(f"{what} sensor_to_ego rotation is not a rotation (not orthonormal or det != 1); fix the calibration")
+
+
+def read_rig_file(path: Path, flag: str | None = None) -> Rig:
+    """A rig from a JSON file (the `rig` record of scene.json); BadInput names the file or flag."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{flag or 'rig'} {path}: no such rig file; give a rig JSON (see the README) or leave it out for the default")
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid JSON ({exc}); fix the file or remove it to use the default rig") from None
+    return Rig.from_dict(d, where=str(path))
 
 
 def nuscenes_camera(name: str) -> Camera:

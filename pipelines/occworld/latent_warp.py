@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.data.occ3d import RANGE_MIN
-
-PLANE_COLS = (50, 4, 4)  # xy, xz, yz widths in the latent (vae.PLANE_COLS)
+from pipelines.occworld.vae import PLANE_COLS
 HALF_RANGE = float(-RANGE_MIN[0])  # 40 m: normalised grid coordinates are metres / HALF_RANGE
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
+from pipelines.data.occ3d import FREE, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid
 from pipelines.data.preview import BACKGROUND
 from pipelines.errors import BadInput
 
@@ -108,8 +108,7 @@ def surface_voxels(semantics: torch.Tensor) -> _Surface:
 
 def _as_grid(semantics, device: torch.device) -> torch.Tensor:
     sem = semantics if torch.is_tensor(semantics) else torch.from_numpy(np.ascontiguousarray(semantics))
-    if tuple(sem.shape) != GRID_SHAPE:
-        raise BadInput(f"semantics has shape {tuple(sem.shape)}, expected {GRID_SHAPE} (Occ3D x, y, z)")
+    check_grid("semantics", sem, "render", dtype=None)
     return sem.to(device=device, dtype=torch.uint8)
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, NUM_CLASSES, PALETTE, RANGE_MIN, VOXEL_SIZE, npz_bytes
+from pipelines.data.occ3d import FREE, GRID_SHAPE, NUM_CLASSES, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid, npz_bytes
 from pipelines.data.preview import BACKGROUND
 from pipelines.errors import BadInput
 from pipelines.sensors.raycast import cast_rays, lidar_rays
@@ -154,12 +154,10 @@ def lidar_sweep(semantics, lidar, instances=None, ego_pose=None) -> LidarSweep:
     between keyframes); the LiDAR rides on it. Identity when None.
     """
     sem = np.asarray(semantics)
-    if sem.shape != GRID_SHAPE:
-        raise BadInput(f"semantics has shape {tuple(sem.shape)}, expected {GRID_SHAPE} (Occ3D x, y, z)")
+    check_grid("semantics", sem, "lidar", dtype=None)
     if instances is not None:
         instances = np.asarray(instances)
-        if instances.shape != GRID_SHAPE:
-            raise BadInput(f"instances has shape {tuple(instances.shape)}, expected {GRID_SHAPE} (Occ3D x, y, z)")
+        check_grid("instances", instances, "lidar", dtype=None)
     pose = np.eye(4) if ego_pose is None else np.asarray(ego_pose, dtype=np.float64)
     if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
         raise BadInput("ego_pose must be a finite 4x4 matrix")

@@ -25,6 +25,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -34,7 +35,7 @@ from pipelines.console import ui
 from pipelines.data.dataset import OccDataset
 from pipelines.data.occ3d import load_labels, npz_bytes
 from pipelines.data.preview import write_mp4
-from pipelines.data.rig import Rig, default_rig
+from pipelines.data.rig import Rig, default_rig, read_rig_file
 from pipelines.errors import BadInput
 from pipelines.occworld.distributed import resolve_device
 from pipelines.sensors.camera import colorize, render_cameras, ring_grid
@@ -74,8 +75,8 @@ class Sequence:
     poses: np.ndarray  # [K, 4, 4]
     times: np.ndarray  # [K] seconds
     rig: Rig
-    load: callable  # i -> semantics [200, 200, 16]
-    instances: callable  # i -> [200, 200, 16] uint16 or None
+    load: Callable[[int], np.ndarray]  # i -> semantics [200, 200, 16]
+    instances: Callable[[int], np.ndarray | None]  # i -> [200, 200, 16] uint16 or None
     source: dict  # id fields describing the source
 
 
@@ -102,16 +103,6 @@ def _keyframe_slice(text: str | None, n: int) -> slice:
     return s
 
 
-def _read_rig(path: Path, flag: str) -> Rig:
-    if not path.is_file():
-        raise BadInput(f"{flag} {path}: no such rig file; give a rig JSON (see the README) or leave it out for the default")
-    try:
-        d = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid JSON ({exc}); fix the rig file") from None
-    return Rig.from_dict(d, str(path))
-
-
 def _occ_folder(ws: Workspace, ref: str) -> Path:
     folder = Path(ref)
     if folder.is_dir():
@@ -125,7 +116,7 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
     if req.scene is not None:
         ds = OccDataset.open(req.dataset or "latest", ws.root)
         scene = ds.scene(req.scene)
-        rig = _read_rig(Path(req.rig), "--rig") if req.rig else scene.rig
+        rig = read_rig_file(Path(req.rig), "--rig") if req.rig else scene.rig
         times = (scene.timestamps_us - scene.timestamps_us[0]) / 1e6
         frames = scene.frames
         return Sequence(scene.name, [f.token for f in frames], scene.poses, times, rig,
@@ -152,9 +143,9 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
         poses = np.repeat(np.eye(4)[None], len(files), 0)  # unknown motion: keyframes in place
         times = np.arange(len(files)) / KEYFRAME_HZ
     if req.rig:
-        rig = _read_rig(Path(req.rig), "--rig")
+        rig = read_rig_file(Path(req.rig), "--rig")
     elif (folder / "rig.json").is_file():
-        rig = _read_rig(folder / "rig.json", "--occ")
+        rig = read_rig_file(folder / "rig.json", "--occ")
     else:
         rig = default_rig()
     digest = artifact_id("occ-folder", 1, {"files": [str(f.relative_to(folder)) for f in files],

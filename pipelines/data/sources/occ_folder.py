@@ -16,7 +16,6 @@ Frames without masks get them by ray casting from the rig, like synthetic worlds
 from __future__ import annotations
 
 import csv
-import json
 import re
 import zipfile
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import yaml
 
 from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, NUM_CLASSES, check_grid, zlib_error
-from pipelines.data.rig import Rig, default_rig
+from pipelines.data.rig import Rig, default_rig, read_rig_file
 from pipelines.data.scene import SceneData, SceneMeta
 from pipelines.errors import BadInput
 from pipelines.geometry import pose_matrix
@@ -120,12 +119,7 @@ class OccFolderSource:
 
     def _load_rig(self) -> Rig:
         path = self.root / "rig.json"
-        if not path.exists():
-            return default_rig()
-        try:
-            return Rig.from_dict(json.loads(path.read_text()), where=str(path))
-        except ValueError as exc:
-            raise BadInput(f"{path}: not valid JSON ({exc}); fix the file or remove it to use the default rig") from None
+        return read_rig_file(path) if path.exists() else default_rig()
 
     @property
     def scene_names(self) -> list[str]:

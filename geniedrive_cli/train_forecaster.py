@@ -1,4 +1,4 @@
-"""`gdrive train-forecaster`: train the control-conditioned forecaster (predict, then e2e)."""
+"""`gdrive train-forecaster`: train the control-conditioned forecaster (predict, then e2e and/or fuse)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pipelines.occworld.train_forecaster import TrainForecasterRequest, run_trai
 
 
 def command(
-    stage: Annotated[Optional[str], typer.Option(help="predict (VAE frozen, latent MSE) | e2e (VAE unfrozen, CE + Lovász).")] = None,
+    stage: Annotated[Optional[str], typer.Option(help="predict (VAE frozen, latent MSE) | e2e (VAE unfrozen, CE + Lovász) | fuse (only the observation-fusion head, CE + Lovász).")] = None,
     dataset: Dataset = None,
-    init: Annotated[Optional[str], typer.Option(help="Model to start from: a train-vae model (predict) or a predict model (e2e); name, id, 'latest' or folder.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Model to start from: a train-vae model (predict) or a predict/e2e model (e2e, fuse); name, id, 'latest' or folder.")] = None,
     name: Name = None,
     steps: Steps = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Windows per step and process (official: 3).")] = None,

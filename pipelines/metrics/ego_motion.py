@@ -11,41 +11,22 @@ import math
 
 import numba
 import numpy as np
+import torch
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from pipelines.data.occ3d import RANGE_MIN, VOXEL_SIZE
 from pipelines.geometry import planar_pose, wrap_angle, yaw_of
+from pipelines.occworld.observation_fusion import warp_labels
 
 STATIC_CLASSES = tuple(range(11, 17))  # driveable_surface .. vegetation: they do not move
 
 
 def warp_occupancy(occ: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """The grid `occ` (in ego frame A) seen from frame B, where `pose` [4, 4] is B's ego in A.
-
-    Nearest-voxel lookup of each B voxel centre in A; voxels that fall outside A become free.
-    """
-    nx, ny, nz = GRID_SHAPE
-    cx = RANGE_MIN[0] + (np.arange(nx) + 0.5) * VOXEL_SIZE
-    cy = RANGE_MIN[1] + (np.arange(ny) + 0.5) * VOXEL_SIZE
-    gx, gy = np.meshgrid(cx, cy, indexing="ij")
-    pts = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size), np.ones(gx.size)])
-    a = (np.asarray(pose, np.float64) @ pts)[:2]
-    ix = np.floor((a[0] - RANGE_MIN[0]) / VOXEL_SIZE).astype(np.int64)
-    iy = np.floor((a[1] - RANGE_MIN[1]) / VOXEL_SIZE).astype(np.int64)
-    inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
-    # Planar motion: the z column moves with its (x, y) cell; z offset by the pose's height change.
-    dz = int(round(float(pose[2, 3]) / VOXEL_SIZE))
-    out = np.full((nx * ny, nz), FREE, np.uint8)
-    cols = occ.reshape(nx * ny, nz)
-    src = cols[ix[inside] * ny + iy[inside]]
-    if dz:
-        shifted = np.full_like(src, FREE)
-        if dz > 0:
-            shifted[:, :nz - dz] = src[:, dz:]
-        else:
-            shifted[:, -dz:] = src[:, :nz + dz]
-        src = shifted
-    out[inside] = src
-    return out.reshape(nx, ny, nz)
+    """The grid `occ` [X, Y, Z] (in ego frame A) seen from frame B, where `pose` [4, 4] is B's ego
+    in A: nearest-voxel lookup, voxels from outside A become free. The same code as the
+    forecaster's observation fusion (`warp_labels`), so baseline and model see one warp."""
+    warped, _ = warp_labels(torch.from_numpy(np.ascontiguousarray(occ))[None],
+                            torch.from_numpy(np.asarray(pose, dtype=np.float64))[None])
+    return warped[0].numpy()
 
 
 @numba.njit(cache=True, parallel=True)

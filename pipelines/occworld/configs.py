@@ -2,7 +2,8 @@
 
 `paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 979,378 parameters, the
 released code's numbers); `small` trains on a CPU and adds the ego-motion warp prior
-(latent_warp.py), which a CPU-sized forecaster cannot learn from data in an hour; `debug` is for tests. Configs are saved beside
+(latent_warp.py), which a CPU-sized forecaster cannot learn from data in an hour, and the
+observation-fusion head (observation_fusion.py); `debug` is for tests. Configs are saved beside
 weights (`config.json`) and used to rebuild the model.
 """
 
@@ -49,6 +50,10 @@ class ForecasterConfig:
     # each step from the current latent warped by the driving ego step and learn a residual
     # (latent_warp.py). Not in the paper; adds one per-channel residual scale.
     motion_prior: str = "none"
+    # Observation fusion (observation_fusion.py, not in the paper): a per-voxel head corrects each
+    # decoded forecast frame with the current observation warped to the frame's ego pose.
+    observation_fusion: bool = False
+    fusion_hidden: int = 32
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,7 @@ CONFIGS: dict[str, WorldModelConfig] = {
         VAEConfig(dim=32, down_kernel=3, heads=2, depth=1, ffn_dim=32, dropout=0.1),
         ForecasterConfig(dim=32, low_layers=2, high_layers=2, deform_heads=4, plan_to_scene_heads=2,
                          scene_to_plan_heads=4, fusion_heads=2, ffn_dim=64, pose_hidden=16, head_hidden=16,
-                         motion_prior="warp"),
+                         motion_prior="warp", observation_fusion=True),
     ),
     "debug": WorldModelConfig(
         "debug",

@@ -17,6 +17,7 @@ from pipelines.data.windows import ForecastWindows
 from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
 from pipelines.metrics.occupancy import confusion_matrix, summarise
 from pipelines.occworld.forecast_stage import FUTURE, PAST
+from pipelines.occworld.observation_fusion import accumulated_poses
 from pipelines.occworld.world_model import WorldModel, initial_history, rollout, window_steps
 
 HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5))
@@ -52,7 +53,9 @@ def forecast_window(model: WorldModel, item: dict, device: torch.device) -> tupl
     pred_lat, _ = rollout(model.forecaster, hist, motion, steps[:, PAST:], cmds[:, PAST:-1])
     _sync(device)
     t2 = time.perf_counter()
-    pred = torch.stack([model.vae.decode(pred_lat[:, i]).argmax(1)[0] for i in range(pred_lat.shape[1])])
+    moved = accumulated_poses(steps[:, PAST:])
+    pred = torch.stack([model.decode_future(pred_lat[:, i], occ[PAST][None], moved[:, i]).argmax(1)[0]
+                        for i in range(pred_lat.shape[1])])
     _sync(device)
     t3 = time.perf_counter()
     recon = model.vae.decode(lat[:, -1]).argmax(1)[0]

@@ -25,9 +25,10 @@ from pipelines.data.dataset import OccDataset
 from pipelines.data.occ3d import labels_npz_bytes
 from pipelines.errors import BadInput
 from pipelines.metrics.ego_motion import motion_error, register_static
-from pipelines.occworld.forecast_stage import PAST
 from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
+from pipelines.occworld.forecast_stage import PAST
+from pipelines.occworld.observation_fusion import accumulated_poses
 from pipelines.occworld.trajectories import (NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints,
                                              unknown_trajectory)
 from pipelines.occworld.world_model import KEYFRAME_DT, initial_history, open_world_model, rollout, window_steps
@@ -111,7 +112,8 @@ def forecast_occupancy(model, observed: np.ndarray, observed_poses: np.ndarray, 
     hist, motion = initial_history(lat, steps[:, :n_obs - 1], model.cfg.forecaster.history)
     cmds = torch.from_numpy(command_one_hot(commands)).to(device)[None]
     pred_lat, _ = rollout(model.forecaster, hist, motion, steps[:, n_obs - 1:], cmds)
-    return np.stack([model.vae.decode(pred_lat[:, i]).argmax(1)[0].to(torch.uint8).cpu().numpy()
+    moved = accumulated_poses(steps[:, n_obs - 1:])
+    return np.stack([model.decode_future(pred_lat[:, i], occ[-1:], moved[:, i]).argmax(1)[0].to(torch.uint8).cpu().numpy()
                      for i in range(pred_lat.shape[1])])
 
 

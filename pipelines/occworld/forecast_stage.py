@@ -5,6 +5,8 @@ predict: VAE frozen; β-weighted per-step latent MSE + 0.01·trajectory + 1.0·r
          once per frame and kept in memory, since they cannot change.
 e2e:     VAE unfrozen (dropout 0); per future frame class-weighted CE + Lovász-softmax on the
          decoded logits (valid frames only) + 0.01·trajectory + 1.0·rotation; same sampling.
+fuse:    (not in GenieDrive) VAE and forecaster frozen; only the observation-fusion head trains
+         (fuse_stage.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import torch.nn.functional as F
 from pipelines.data.cache import PackedCache
 from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
+from pipelines.occworld.fuse_stage import fusion_stage
 from pipelines.occworld.losses import BETA, CLASS_WEIGHTS, lovasz_softmax, rotation_loss, trajectory_loss
+from pipelines.occworld.observation_fusion import accumulated_poses
 from pipelines.occworld.trainer import Stage
 from pipelines.occworld.world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                                             window_steps)
@@ -24,7 +28,7 @@ from pipelines.occworld.world_model import (WorldModel, initial_history, rollout
 TRAJ_WEIGHT = 0.01
 ROT_WEIGHT = 1.0
 PAST, FUTURE = 3, 6
-STAGES = ("predict", "e2e")
+STAGES = ("predict", "e2e", "fuse")
 
 
 def collate(windows: ForecastWindows, idx: np.ndarray, device: torch.device) -> dict:
@@ -83,11 +87,13 @@ def forecast_losses(model: WorldModel, batch: dict, latents: torch.Tensor, teach
     ce = pred_lat.new_zeros(())
     lov = pred_lat.new_zeros(())
     occ = batch["occ"][:, PAST + 1:]
+    current = batch["occ"][:, PAST]
+    moved = accumulated_poses(steps[:, PAST:])
     for i in range(pred_lat.shape[1]):
         keep = valid[:, i]
         if not bool(keep.any()):
             continue
-        logits = model.vae.decode(pred_lat[keep, i])
+        logits = model.decode_future(pred_lat[keep, i], current[keep], moved[keep, i])
         ce = ce + F.cross_entropy(logits, occ[keep, i], weight=weights)
         lov = lov + lovasz_softmax(logits.softmax(1), occ[keep, i])
     out["ce"], out["lovasz"] = ce, lov
@@ -107,12 +113,14 @@ class ForecastObjective(torch.nn.Module):
         else:
             b, t = batch["occ"].shape[:2]
             lat = self.model.vae.encode(batch["occ"].flatten(0, 1)).view(b, t, *self.model.vae_latent_shape)
-        return forecast_losses(self.model, batch, lat, teacher_p, generator, decode=self.stage == "e2e")
+        return forecast_losses(self.model, batch, lat, teacher_p, generator, decode=self.stage != "predict")
 
 
 def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: torch.device, total_steps: int,
                      seed: int, validate=None, train_windows: np.ndarray | None = None) -> Stage:
     """A trainer Stage for `predict` or `e2e` over the dataset's train windows."""
+    if stage == "fuse":
+        return fusion_stage(model, cache, device, seed, PAST, FUTURE, train_windows)
     windows = ForecastWindows(cache, PAST, FUTURE, split="train" if "train" in cache.scene_splits else None)
     items = np.arange(len(windows)) if train_windows is None else np.asarray(train_windows)
     if len(items) == 0:

@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipelines.data.occ3d import NUM_CLASSES
 from pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
 from pipelines.occworld.configs import ForecasterConfig
 from pipelines.occworld.latent_warp import warp_latent
+from pipelines.occworld.observation_fusion import ObservationFusion
 
 ROWS, COLS = 50, 58
 
@@ -171,6 +173,8 @@ class Forecaster(nn.Module):
         self.high = nn.ModuleList(SpatioTemporalLayer(cfg) for _ in range(cfg.high_layers))
         if cfg.motion_prior == "warp":
             self.residual_scale = nn.Parameter(torch.zeros(d))
+        # Applied after the VAE decodes a forecast (WorldModel.decode_future), not in `step`.
+        self.obs_fusion = ObservationFusion(NUM_CLASSES, cfg.fusion_hidden) if cfg.observation_fusion else None
 
     def _pos(self) -> torch.Tensor:
         """[ROWS * COLS, C] row ‖ column embedding."""

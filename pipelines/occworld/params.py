@@ -39,6 +39,8 @@ def parameter_report(cfg: WorldModelConfig) -> dict[str, dict[str, int]]:
     }
     if cfg.forecaster.motion_prior == "warp":
         f["warp prior residual scale"] = count(fc.residual_scale)
+    if fc.obs_fusion is not None:
+        f["observation fusion head"] = count(fc.obs_fusion)
     f["total"] = count(fc)
     assert sum(v.values()) == 2 * v["total"] and sum(f.values()) == 2 * f["total"], "a part is missing"
     return {"vae": v, "forecaster": f, "total": {"parameters": v["total"] + f["total"]}}

@@ -1,8 +1,10 @@
 """The `train-forecaster` stages: `predict` (VAE frozen, latent MSE) and `e2e` (VAE unfrozen,
-CE + Lovász on decoded futures), both with trajectory and rotation losses and scheduled sampling.
+CE + Lovász on decoded futures), both with trajectory and rotation losses and scheduled sampling;
+`fuse` trains only the observation-fusion head (everything else frozen) on the decoded futures.
 
 `--init` names the model to start from: a `train-vae` model for `predict` (its VAE; a fresh
-forecaster), a `predict` model for `e2e` (both parts). The published model holds
+forecaster), a `predict` (or `e2e`) model for `e2e` and `fuse` (both parts; `fuse` adds the
+fusion head when the init model has none). The published model holds
 vae.safetensors and forecaster.safetensors (layout in model_artifact.py).
 """
 
@@ -42,25 +44,29 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
         raise BadInput(f"--stage '{req.stage}': unknown stage; choose one of {', '.join(STAGES)}")
     settings = req.settings(weight_decay=req.weight_decay, grad_clip=req.grad_clip, warmup=req.warmup)
     ds = OccDataset.open(req.dataset, ws.root)
-    init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage == "e2e")
+    init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage != "predict")
     init_manifest = read_manifest(init_dir) or {}
     cfg = init.cfg
     if req.motion_prior is not None:
         check_motion_prior(req.motion_prior)
-        if req.stage == "e2e" and req.motion_prior != cfg.forecaster.motion_prior:
-            raise BadInput(f"--motion-prior {req.motion_prior}: the e2e stage continues the --init forecaster, whose "
+        if req.stage != "predict" and req.motion_prior != cfg.forecaster.motion_prior:
+            raise BadInput(f"--motion-prior {req.motion_prior}: the {req.stage} stage continues the --init forecaster, whose "
                            f"prior is '{cfg.forecaster.motion_prior}'; drop the flag or train a new predict model")
         cfg = dataclasses.replace(cfg, forecaster=dataclasses.replace(cfg.forecaster, motion_prior=req.motion_prior))
     if req.stage == "e2e":
         # The end-to-end model's VAE trains without dropout (official vae_e2e).
         cfg = dataclasses.replace(cfg, vae=dataclasses.replace(cfg.vae, dropout=0.0))
+    if req.stage == "fuse":
+        cfg = dataclasses.replace(cfg, forecaster=dataclasses.replace(cfg.forecaster, observation_fusion=True))
     inputs = {"dataset": ds.id, "init": init_manifest.get("id", str(init_dir))}
 
     def build_stage(device):
         model = WorldModel(cfg)
         model.vae.load_state_dict(init.vae.state_dict())
-        if req.stage == "e2e":
-            model.forecaster.load_state_dict(init.forecaster.state_dict())
+        if req.stage != "predict":
+            # An init model without a fusion head leaves the new head at its identity start.
+            missing, unexpected = model.forecaster.load_state_dict(init.forecaster.state_dict(), strict=False)
+            assert not unexpected and all(k.startswith("obs_fusion.") for k in missing), (missing, unexpected)
         cache = open_cache(ds)
         split = "val" if "val" in cache.scene_splits else None
         val = ForecastWindows(cache, PAST, FUTURE, split=split, drop_partial=True)

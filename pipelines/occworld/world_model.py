@@ -22,6 +22,7 @@ from pipelines.occworld.checkpoint import load_weights
 from pipelines.occworld.configs import WorldModelConfig
 from pipelines.occworld.forecaster import Forecaster
 from pipelines.occworld.latent_warp import warp_latent
+from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
 from pipelines.occworld.vae import TriplaneVAE
 from pipelines.store import Workspace
 from pipelines.store.artifacts import find_artifact
@@ -40,6 +41,17 @@ class WorldModel(nn.Module):
     def vae_latent_shape(self) -> tuple[int, int, int]:
         """(C, 50, 58): the xy, xz and yz planes side by side."""
         return (self.cfg.vae.dim, 50, 58)
+
+    def decode_future(self, latent: torch.Tensor, current: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+        """Logits of one forecast frame: latent [B, C, 50, 58]; current [B, X, Y, Z] the last
+        observed labels; moved [B, 4, 4] the frame's ego pose in the last observed frame (used by
+        the observation-fusion head when the config has one). Returns [B, 18, X, Y, Z]."""
+        logits = self.vae.decode(latent)
+        fusion = self.forecaster.obs_fusion
+        if fusion is None:
+            return logits
+        warped, inside = warp_labels(current, moved)
+        return fusion(logits, warped, inside)
 
     @classmethod
     def from_folder(cls, folder: Path, cfg: WorldModelConfig, need_forecaster: bool = True) -> "WorldModel":
@@ -132,11 +144,10 @@ def rollout(forecaster: Forecaster, history: torch.Tensor, motion: torch.Tensor,
     """
     latents, preds = [], []
     current = anchor = history[:, -1]
-    moved = torch.eye(4, dtype=steps.dtype, device=steps.device).expand(steps.shape[0], 4, 4)
+    moved = accumulated_poses(steps)  # [B, F, 4, 4] frame i+1 in the last observed frame
     warp = forecaster.cfg.motion_prior == "warp"
     for i in range(steps.shape[1]):
-        moved = moved @ steps[:, i]  # frame i+1 in the last observed frame
-        prior = warp_latent(anchor, moved) if warp else None
+        prior = warp_latent(anchor, moved[:, i]) if warp else None
         nxt, pred = forecaster.step(current, history, motion, commands[:, i], steps[:, i], prior)
         latents.append(nxt)
         preds.append(pred)

@@ -1,0 +1,125 @@
+"""The `fuse` stage: train the observation-fusion head with the VAE and the forecaster frozen.
+
+The head is a per-voxel MLP (observation_fusion.py), so it can learn from a subset of voxels.
+Each training window is rolled out and decoded once (no gradient: nothing before the head
+trains). Of each future frame we keep VOXELS_PER_FRAME voxels drawn uniformly plus up to as many
+voxels where the warped observation or the truth is an object class: objects are a few hundred
+voxels of 640k (a bicycle is about 20), so a uniform draw alone would almost never show the head
+one, and it would learn to ignore them. Draws use a generator seeded by (seed, window), and only
+the drawn voxels are kept; later visits of the
+window reuse them, which makes a step cost milliseconds instead of a full rollout and decode, and
+keeps resumed runs exact. Loss: class-weighted CE + Lovász-softmax on the fused logits of the
+sampled voxels, always from the model's own predictions (the errors the head must correct).
+
+The head has under 2k parameters, so a seeded subset of at most MAX_WINDOWS complete windows
+(about 10^8 voxels over 6 future frames each) is plenty and bounds the cache (~25 MB a window).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipelines.data.cache import PackedCache
+from pipelines.data.occ3d import THING_CLASSES
+from pipelines.data.windows import ForecastWindows
+from pipelines.errors import BadInput
+from pipelines.occworld.losses import CLASS_WEIGHTS, lovasz_softmax
+from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
+from pipelines.occworld.trainer import Stage
+from pipelines.occworld.world_model import WorldModel, initial_history, rollout, window_steps
+
+VOXELS_PER_FRAME = 32_768
+MAX_WINDOWS = 64
+
+
+class FusionSamples:
+    """Per window, the head's inputs and targets at sampled voxels of every future frame, computed
+    on first use: logits [F*K, C] (decoded forecast), warped [F*K], inside [F*K], target [F*K]."""
+
+    def __init__(self, model: WorldModel, windows: ForecastWindows, past: int, seed: int, device: torch.device):
+        self.model, self.windows, self.past, self.seed, self.device = model, windows, past, seed, device
+        self.store: dict[int, dict[str, torch.Tensor]] = {}
+
+    def __deepcopy__(self, memo):  # an EMA copy of the stage shares the cache
+        return self
+
+    @torch.no_grad()
+    def __call__(self, w: int) -> dict[str, torch.Tensor]:
+        if w not in self.store:
+            self.store[w] = self._sample(w)
+        return self.store[w]
+
+    def _sample(self, w: int) -> dict[str, torch.Tensor]:
+        model, p, dev = self.model.eval(), self.past, self.device
+        item = self.windows[w]
+        occ = item["occ"].to(dev).long()
+        steps = window_steps(item["rel_poses"].to(dev)[None])
+        lat = model.vae.encode(occ[:p + 1], sample=False)[None]
+        hist, motion = initial_history(lat, steps[:, :p], model.cfg.forecaster.history)
+        pred, _ = rollout(model.forecaster, hist, motion, steps[:, p:], item["commands"].to(dev)[None, p:-1])
+        moved = accumulated_poses(steps[:, p:])
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + w)
+        parts = []
+        for i in range(pred.shape[1]):
+            logits = model.vae.decode(pred[:, i])[0].flatten(1)  # [C, X*Y*Z]
+            warped, inside = warp_labels(occ[p][None], moved[:, i])
+            target = occ[p + 1 + i].reshape(-1)
+            things = ((warped.reshape(-1) <= max(THING_CLASSES)) | (target <= max(THING_CLASSES))).nonzero().squeeze(1)
+            keep = torch.randperm(len(things), generator=gen)[:VOXELS_PER_FRAME].to(dev)
+            uniform = torch.randint(0, logits.shape[1], (VOXELS_PER_FRAME,), generator=gen).to(dev)
+            pick = torch.cat([uniform, things[keep]])
+            nz = warped.shape[-1]
+            parts.append({"logits": logits[:, pick].T.contiguous(), "warped": warped.reshape(-1)[pick],
+                          "inside": inside.reshape(-1)[pick // nz], "target": target[pick]})
+        return {k: torch.cat([q[k] for q in parts]) for k in parts[0]}
+
+
+def fusion_stage(model: WorldModel, cache: PackedCache, device: torch.device, seed: int, past: int, future: int,
+                 train_windows: np.ndarray | None = None) -> Stage:
+    """A trainer Stage whose only trainable parameters are the fusion head's."""
+    head = model.forecaster.obs_fusion
+    if head is None:
+        raise BadInput("--stage fuse: the model has no observation-fusion head; its config needs "
+                       "forecaster.observation_fusion (train-forecaster turns it on for this stage)")
+    windows = ForecastWindows(cache, past, future, split="train" if "train" in cache.scene_splits else None,
+                              drop_partial=True)  # the head learns from complete futures only
+    if train_windows is not None:
+        items = np.asarray(train_windows)
+    else:
+        items = np.arange(len(windows))
+        if len(items) > MAX_WINDOWS:
+            items = np.sort(np.random.default_rng(seed).choice(items, MAX_WINDOWS, replace=False))
+    if len(items) == 0:
+        raise BadInput("--dataset: no complete training window (3 past + 6 future frames) for the fuse stage; "
+                       "prepare longer scenes")
+    model.requires_grad_(False)
+    head.requires_grad_(True)
+    samples = FusionSamples(model, windows, past, seed, device)
+
+    def make_batch(idx: np.ndarray) -> dict[str, torch.Tensor]:
+        got = [samples(int(items[i])) for i in idx]
+        return {k: torch.cat([g[k] for g in got]) for k in got[0]}
+
+    def loss(net, batch, step):
+        ce, lov = net(batch)
+        return ce + lov, {"ce": float(ce.detach()), "lovasz": float(lov.detach())}
+
+    return Stage(FusionObjective(model), len(items), make_batch, loss,
+                 params=lambda obj: [p for p in obj.parameters() if p.requires_grad])
+
+
+class FusionObjective(torch.nn.Module):
+    """The head's loss as a module, so that DDP sees one forward per step (gradient sync needs it)."""
+
+    def __init__(self, model: WorldModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """batch: logits [N, C], warped [N], inside [N], target [N] -> (CE, Lovász)."""
+        fused = self.model.forecaster.obs_fusion.fuse_voxels(batch["logits"], batch["warped"], batch["inside"])
+        weights = torch.as_tensor(CLASS_WEIGHTS, dtype=fused.dtype, device=fused.device)
+        target = batch["target"]
+        return F.cross_entropy(fused, target, weight=weights), lovasz_softmax(fused.softmax(1), target)

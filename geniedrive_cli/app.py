@@ -19,7 +19,7 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import evaluate, forecast, model_info, options, prepare_occ, render, train_forecaster, train_vae
+from geniedrive_cli import edit, evaluate, finetune_video, forecast, generate, model_info, options, prepare_occ, render, train_forecaster, train_vae
 from pipelines import __version__
 from pipelines.console import ui
 from pipelines.errors import GdriveError
@@ -30,7 +30,10 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "train-vae": train_vae.command,
     "train-forecaster": train_forecaster.command,
     "forecast": forecast.command,
+    "edit": edit.command,
     "render": render.command,
+    "generate": generate.command,
+    "finetune-video": finetune_video.command,
     "evaluate": evaluate.command,
 }
 

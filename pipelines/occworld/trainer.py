@@ -62,14 +62,19 @@ def batch_indices(n_items: int, step: int, batch: int, world: int, rank: int, se
 
 @dataclass
 class Stage:
-    """What a training stage plugs into the loop."""
+    """What a training stage plugs into the loop: `loss`, or `step` for a stage whose library owns
+    the whole optimiser step (the video model's `finetune_step`: autocast, clipping, AdamW)."""
 
     model: torch.nn.Module  # the trained module (unwrapped)
     n_items: int  # training items (frames or windows)
     make_batch: Callable[[np.ndarray], dict]  # indices -> batch on the device
-    loss: Callable[[torch.nn.Module, dict, int], tuple[torch.Tensor, dict[str, float]]]
+    loss: Callable[[torch.nn.Module, dict, int], tuple[torch.Tensor, dict[str, float]]] | None = None
     validate: Callable[[torch.nn.Module], dict[str, float]] | None = None
     params: Callable[[torch.nn.Module], list] | None = None  # trainable parameters (default all)
+    # (net, optimizer, batch, step) -> detached loss on the device: zero_grad, backward, clip and
+    # optimizer.step all inside; the loop still sets the warm-up lr before it.
+    step: Callable[[torch.nn.Module, torch.optim.Optimizer, dict, int], torch.Tensor] | None = None
+    optimizer: Callable[[list], torch.optim.Optimizer] | None = None  # default AdamW(lr, weight_decay)
 
 
 def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, device: torch.device,
@@ -81,7 +86,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
     torch.manual_seed(settings.seed + info.rank)
     model = stage.model.to(device)
     params = stage.params(model) if stage.params else [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = stage.optimizer(params) if stage.optimizer else torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     ema = copy.deepcopy(model).eval() if settings.ema else None
     if ema is not None:
         for p in ema.parameters():
@@ -107,12 +112,15 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
             for g in opt.param_groups:
                 g["lr"] = lr
             net.train()
-            loss, _ = stage.loss(net, batch, step)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-            opt.step()
+            if stage.step is not None:
+                loss = stage.step(net, opt, batch, step)
+            else:
+                loss, _ = stage.loss(net, batch, step)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if settings.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
+                opt.step()
             step += 1
             if ema is not None:
                 d = ema_decay(step)

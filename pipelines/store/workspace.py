@@ -19,6 +19,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "model": ("models", "gdrive train-vae --name NAME"),
     "forecast": ("forecasts", "gdrive forecast --scene SCENE --traj straight --name NAME"),
     "render": ("renders", "gdrive render --scene SCENE --name NAME"),
+    "generation": ("generations", "gdrive generate --scene SCENE --traj straight"),
+    "video-model": ("video-models", "gdrive finetune-video --dataset DATASET --name NAME"),
 }
 
 

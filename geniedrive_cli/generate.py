@@ -1,0 +1,53 @@
+"""`gdrive generate`: multi-view driving video, forecast -> render -> video (rollout)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from geniedrive_cli.options import emit, state
+from pipelines.console import ui
+from pipelines.store import Workspace
+from pipelines.video.generate import DEFAULT_FRAMES, GenerateRequest, run_generate
+
+CONDITIONS_NOTE = "no --video-model: wrote the condition video (colourised semantics shaded by depth)"
+
+
+def command(
+    scene: Annotated[Optional[str], typer.Option(help="Scene of the dataset (default: its first scene).")] = None,
+    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right | gt | a waypoint file (.csv/.json), as for `gdrive forecast`.")] = "straight",
+    dataset: Annotated[str, typer.Option(help="Dataset name, id or 'latest'.")] = "latest",
+    frames: Annotated[int, typer.Option(help=f"Video frames at 12 fps, 4k + 1 (default {DEFAULT_FRAMES} = 20 s: three 81-frame rollout rounds); the forecast covers them with ceil((frames - 1) / 6) keyframes at 2 Hz.")] = DEFAULT_FRAMES,
+    video_model: Annotated[Optional[str], typer.Option(help="Video model (folder from `gdrive finetune-video`, or its name, id or 'latest'). Without one, the condition video is written.")] = None,
+    resolution: Annotated[Optional[str], typer.Option(help="HEIGHTxWIDTH per view (default: the video model's, else 256x512); with a video model, multiples of its VAE stride x patch size (16 for Wan2.1).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Sampling steps per rollout round (default: the video model's; official 50).")] = None,
+    guidance: Annotated[Optional[float], typer.Option(help="Classifier-free guidance scale (default: the video model's; official 6.0); applies with --prompt-embeds.")] = None,
+    chunk_frames: Annotated[Optional[int], typer.Option(help="Frames per rollout round, 4k + 1 (default: the video model's; official 81); the last frame of each view seeds the next round.")] = None,
+    prompt_embeds: Annotated[Optional[str], typer.Option(help="Precomputed prompt embeddings: a safetensors file with 'prompt' [L, D] and optionally 'negative' (default: none, no guidance).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="World model for the forecast (name, id, 'latest' or folder); default: the shipped demo weights.")] = None,
+    speed: Annotated[Optional[float], typer.Option(help="m/s for named trajectories (default: the logged speed at the start).")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Generation name in the workspace.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Recompute every stage (forecast, render, video) even if cached.")] = False,
+) -> None:
+    """Generate multi-view driving video: forecast the scene's occupancy under a trajectory, render it
+    into the six cameras (and LiDAR) at 12 fps, and turn the rendered conditions into video with a
+    video model, chunk by chunk (rollout). Writes generations/<name>/ with CAM_*.mp4, grid.mp4 and
+    run.json (the run's occupancy, forecast, render and LiDAR). The sampling seed is the global
+    --seed (default: the video model's, official 43).
+
+    Example: gdrive generate --scene scene-0000 --traj turn_left --frames 241 --video-model video-nus
+    """
+    req = GenerateRequest(dataset=dataset, scene=scene, traj=traj, speed=speed, model=model, frames=frames,
+                          video_model=video_model, resolution=resolution, steps=steps, guidance=guidance,
+                          chunk_frames=chunk_frames, prompt_embeds=prompt_embeds, seed=state.seed, name=name,
+                          device=state.device, force=force)
+    out = run_generate(Workspace.at(state.workspace), req)
+    if out["video"] == "conditions":
+        ui.info(CONDITIONS_NOTE)
+        out["note"] = CONDITIONS_NOTE
+    h, w = out["resolution"]
+    ui.info(f"{out['frames']} frames x {len(out['views'])} views at {h}x{w}, {out['fps']:g} fps: "
+            f"{', '.join(out['files'])} in {out['path']}")
+    ui.info(f"occupancy: {out['occupancy']}; LiDAR: {out['render']['lidar']}")
+    emit({"command": "generate", "kind": "generation", **out})

@@ -1,0 +1,202 @@
+"""Named video-model configurations in one plain registry: `wan2.1-1.3b` and `debug`.
+
+`wan2.1-1.3b` has the official GenieDrive occ_render sizes (Wan2.1-Fun-1.3B-Control): a 30-layer
+Wan transformer of width 1536 (12 heads x 128), ffn 8960, patch (1, 2, 2), whose 48 input channels
+are 16 noisy latents + 16 condition (semantic video) latents + 16 first-frame latents, with
+Normalized Multi-View Attention after blocks i % 3 == 0 and the last (11 blocks), eta = 0.2, and
+the Wan2.1 VAE (z_dim 16, 4x time, 8x space). `debug` is a tiny random model for CPU tests.
+
+Not included from the official model: the first-frame `ref_conv` tokens and the CLIP-image
+cross-attention (they need an image encoder; the first frame enters through its latents only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from pipelines.errors import BadInput
+
+# The official multi-view ring: batch = groups of views in this order, neighbours side by side in
+# the multi-view sequence (FL | F | FR | BR | B | BL). The 1-D RoPE over the row is not circular,
+# so the start of the ring matters for official checkpoints.
+OFFICIAL_VIEWS: tuple[str, ...] = (
+    "CAM_FRONT_LEFT",
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_BACK_RIGHT",
+    "CAM_BACK",
+    "CAM_BACK_LEFT",
+)
+
+
+@dataclass(frozen=True)
+class TransformerSpec:
+    """Arguments of diffusers' `WanTransformer3DModel` (in/out channels derive from the VAE)."""
+
+    num_attention_heads: int = 12
+    attention_head_dim: int = 128
+    num_layers: int = 30
+    ffn_dim: int = 8960
+    text_dim: int = 4096  # UMT5-XXL width; prompts arrive as precomputed embeddings
+    freq_dim: int = 256
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    eps: float = 1e-6
+    cross_attn_norm: bool = True
+    qk_norm: str = "rms_norm_across_heads"
+    rope_max_seq_len: int = 1024
+
+    @property
+    def dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+
+@dataclass(frozen=True)
+class VAESpec:
+    """Arguments of diffusers' `AutoencoderKLWan` (defaults: the Wan2.1 VAE)."""
+
+    base_dim: int = 96
+    z_dim: int = 16
+    dim_mult: tuple[int, ...] = (1, 2, 4, 4)
+    num_res_blocks: int = 2
+    temperal_downsample: tuple[bool, ...] = (False, True, True)  # diffusers' spelling
+
+    @property
+    def temporal_stride(self) -> int:
+        return 2 ** sum(self.temperal_downsample)
+
+    @property
+    def spatial_stride(self) -> int:
+        # one spatial halving per stage transition, whether or not it also halves time
+        return 2 ** len(self.temperal_downsample)
+
+    def diffusers_kwargs(self) -> dict:
+        return {
+            "base_dim": self.base_dim,
+            "z_dim": self.z_dim,
+            "dim_mult": list(self.dim_mult),
+            "num_res_blocks": self.num_res_blocks,
+            "temperal_downsample": list(self.temperal_downsample),
+            "scale_factor_temporal": self.temporal_stride,
+            "scale_factor_spatial": self.spatial_stride,
+        }
+
+
+@dataclass(frozen=True)
+class MultiViewSpec:
+    views: tuple[str, ...] = OFFICIAL_VIEWS
+    eta: float = 0.2  # residual weight of the normalised multi-view output
+    every: int = 3  # multi-view after blocks i % every == 0, and after the last block
+
+    def blocks(self, num_layers: int) -> tuple[int, ...]:
+        return tuple(i for i in range(num_layers) if i % self.every == 0 or i == num_layers - 1)
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    num_train_timesteps: int = 1000
+    shift: float = 5.0  # official config shift; Euler sampling uses it too
+    condition_dropout: float = 0.1  # per view, separately for condition and first-frame latents
+    loss_clip: float = 50.0  # elements with |pred - target| > loss_clip are left out of the MSE
+
+
+@dataclass(frozen=True)
+class SamplingSpec:
+    steps: int = 50
+    guidance: float = 6.0  # classifier-free guidance on the prompt; 1.0 disables it
+    chunk_frames: int = 81  # frames per rollout round (4k + 1)
+    seed: int = 43
+    fps: int = 12
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    lr: float = 2e-5
+    weight_decay: float = 3e-2
+    eps: float = 1e-10
+    grad_clip: float = 0.05
+    warmup_steps: int = 100
+    train_frames: int = 37  # clip length in training (4k + 1)
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    name: str
+    transformer: TransformerSpec = field(default_factory=TransformerSpec)
+    vae: VAESpec = field(default_factory=VAESpec)
+    multiview: MultiViewSpec = field(default_factory=MultiViewSpec)
+    flow: FlowSpec = field(default_factory=FlowSpec)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    optim: OptimSpec = field(default_factory=OptimSpec)
+    resolution: tuple[int, int] = (256, 512)  # (height, width) per view
+    text_len: int = 512  # prompt tokens (UMT5 context); zeros when no prompt is given
+    base_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"  # hub id of a diffusers-format base
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.z_dim
+
+    @property
+    def in_channels(self) -> int:
+        # noisy latents | condition latents | first-frame latents
+        return 3 * self.vae.z_dim
+
+    @property
+    def num_views(self) -> int:
+        return len(self.multiview.views)
+
+    @property
+    def multiview_blocks(self) -> tuple[int, ...]:
+        return self.multiview.blocks(self.transformer.num_layers)
+
+    @property
+    def pixel_multiple(self) -> int:
+        """Height and width must be multiples of this (VAE stride x patch size)."""
+        _, ph, pw = self.transformer.patch_size
+        return self.vae.spatial_stride * math.lcm(ph, pw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "video_config.json") -> "VideoConfig":
+        try:
+            return cls(
+                name=d["name"],
+                transformer=TransformerSpec(**{**d["transformer"], "patch_size": tuple(d["transformer"]["patch_size"])}),
+                vae=VAESpec(**{**d["vae"], "dim_mult": tuple(d["vae"]["dim_mult"]),
+                               "temperal_downsample": tuple(d["vae"]["temperal_downsample"])}),
+                multiview=MultiViewSpec(**{**d["multiview"], "views": tuple(d["multiview"]["views"])}),
+                flow=FlowSpec(**d["flow"]),
+                sampling=SamplingSpec(**d["sampling"]),
+                optim=OptimSpec(**d["optim"]),
+                resolution=tuple(d["resolution"]),
+                text_len=d["text_len"],
+                base_model=d["base_model"],
+            )
+        except (KeyError, TypeError) as exc:
+            raise BadInput(f"{where}: not a video-model config ({type(exc).__name__}: {exc}); "
+                           "rebuild it from a named config") from None
+
+
+CONFIGS: dict[str, VideoConfig] = {
+    "wan2.1-1.3b": VideoConfig("wan2.1-1.3b"),
+    "debug": VideoConfig(
+        "debug",
+        TransformerSpec(num_attention_heads=2, attention_head_dim=8, num_layers=3, ffn_dim=32,
+                        text_dim=16, freq_dim=16),
+        VAESpec(base_dim=3, dim_mult=(1, 1, 1, 1), num_res_blocks=1),
+        sampling=SamplingSpec(steps=2, chunk_frames=9),
+        optim=OptimSpec(lr=1e-3, grad_clip=1.0, warmup_steps=0, train_frames=5),
+        resolution=(32, 64),
+        text_len=8,
+        base_model="",
+    ),
+}
+
+
+def get_config(name: str, flag: str = "--video-config") -> VideoConfig:
+    if name not in CONFIGS:
+        raise BadInput(f"{flag} '{name}': unknown video-model config; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]

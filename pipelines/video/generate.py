@@ -1,0 +1,474 @@
+"""The `generate` stage: forecast -> render -> multi-view video, each stage a cached artifact.
+
+1. forecast: `occworld.forecast.run_forecast` for enough 2 Hz keyframes to cover the requested
+   12 fps frames: N frames span (N - 1) / 12 s, so H = ceil((N - 1) / 6) future keyframes
+   (241 frames = 20 s = 40 keyframes). Without control adherence (`gdrive forecast` measures it),
+   which would cost more than the forecast itself.
+2. occupancy: the current (observed) keyframe followed by the H forecast keyframes, as one
+   Occ3D-layout folder with the scene's rig (`generations/.occupancy/<id>/`, content-addressed,
+   shared by every generation of that forecast). The forecast artifact holds the future only; the
+   video starts at the present, as the official rollout does (its first frame is the current one).
+3. render: `sensors.render.run_render` of that folder at 12 fps (ego pose interpolated between
+   keyframes), the six cameras in the video model's ring order, LiDAR on: 6H + 1 >= N frames, of
+   which the first N are the conditions.
+4. video: with a video model, the colourised conditions (`finetune_stage.condition_frames`, the
+   same colours the model was trained on) go through `rollout.generate_video` in chunks seeded by
+   the last frame of the previous chunk. Without one, the condition video itself is written.
+
+generations/<name>/
+    manifest.json     resolved request, ids (dataset, world model, video model), the forecast and
+                      render artifacts used, "video": "generated" | "conditions"
+    run.json          where the run's occupancy, forecast, render (LiDAR) and video model are, and
+                      per video frame its time, source keyframe, occupancy file and LiDAR sweep
+    CAM_*.mp4         one per view (ring order), N frames, 12 fps, H.264
+    grid.mp4          the six views as a 2 x 3 ring mosaic
+
+The artifact id hashes the request (scene, start frame, trajectory, frames, resolution, views,
+sampling settings) and the input ids (dataset, world model, video model, prompt embeddings), so it
+is known before any stage runs: a repeated request is reused at once, and a --name clash is
+reported before anything is written. Every flag is checked before the first stage runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipelines.console import ui
+from pipelines.data.dataset import OccDataset, Scene
+from pipelines.data.preview import write_mp4
+from pipelines.errors import BadInput
+from pipelines.occworld.distributed import resolve_device
+from pipelines.occworld.forecast import DEMO_MODEL, ForecastRequest, resolve_trajectory, run_forecast
+from pipelines.occworld.forecast_stage import PAST
+from pipelines.occworld.trajectories import read_waypoints
+from pipelines.occworld.world_model import KEYFRAME_DT
+from pipelines.sensors.camera import ring_grid
+from pipelines.sensors.render import RenderRequest, parse_resolution, run_render
+from pipelines.store import Workspace, artifact_id, find_artifact, publish
+from pipelines.store.artifacts import artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
+from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
+from pipelines.video.finetune_stage import condition_frames, find_video_model
+from pipelines.video.loading import VideoModel, load_video_model
+from pipelines.video.rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
+                                     generate_video)
+
+SCHEMA = 1
+KIND = "generation"
+FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
+FRAMES_PER_KEYFRAME = 6
+DEFAULT_FRAMES = 241  # 20 s: three 81-frame rollout rounds
+DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
+TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
+OCCUPANCY_DIR = ".occupancy"  # hidden: list_artifacts skips it, it is no artifact of its own
+
+
+@dataclass
+class GenerateRequest:
+    dataset: str = "latest"
+    scene: str | None = None  # None: the dataset's first scene
+    traj: str = "straight"
+    speed: float | None = None  # m/s for named trajectories; None: the logged speed at the start
+    model: str | None = None  # world model; None: the shipped demo weights
+    frames: int = DEFAULT_FRAMES
+    video_model: str | None = None  # None: write the condition video
+    resolution: str | None = None  # HEIGHTxWIDTH; None: the video model's, else 256x512
+    steps: int | None = None  # None: the video model's (official 50)
+    guidance: float | None = None  # None: the video model's (official 6.0); needs prompt embeddings
+    chunk_frames: int | None = None  # None: the video model's (official 81)
+    prompt_embeds: str | None = None  # safetensors with `prompt` (and optionally `negative`) [L, D]
+    seed: int | None = None  # None: the video model's sampling seed (official 43)
+    name: str | None = None
+    device: str = "auto"
+    force: bool = False  # recompute every stage
+
+
+@dataclass
+class Plan:
+    """A request with every flag checked and every reference resolved; nothing written yet."""
+
+    ds: OccDataset
+    scene: Scene
+    start: int
+    horizon: int  # future keyframes to forecast
+    traj_desc: dict
+    poses: np.ndarray  # [H, 4, 4] commanded ego poses in the start frame
+    resolution: tuple[int, int]
+    views: tuple[str, ...]
+    video: VideoModel | None
+    video_dir: Path | None
+    settings: GenerationSettings | None
+    prompts: dict[str, torch.Tensor]  # {"prompt": [1, L, D], "negative": [1, L, D]}, possibly empty
+    id_fields: dict
+    inputs: dict
+    ident: str
+    name: str
+
+
+# --------------------------------------------------------------------------------------------
+# Checking the request
+# --------------------------------------------------------------------------------------------
+
+
+def forecast_horizon(frames: int) -> int:
+    """Future 2 Hz keyframes that cover `frames` 12 fps frames counted from the current keyframe."""
+    return max(1, math.ceil((frames - 1) / FRAMES_PER_KEYFRAME))
+
+
+def _check_resolution(text: str | None, config: VideoConfig | None) -> tuple[int, int]:
+    if text is None:
+        return tuple(config.resolution) if config is not None else DEFAULT_RESOLUTION
+    height, width = parse_resolution(text)
+    if config is not None:
+        return check_resolution(height, width, config.pixel_multiple)
+    if height % 2 or width % 2:
+        # H.264 in yuv420p halves the chroma planes: odd sizes cannot be encoded
+        even = sorted({(max(2, height // 2 * 2), max(2, width // 2 * 2)), (height + height % 2, width + width % 2)})
+        raise BadInput(f"--resolution {text}: H.264 video needs an even height and width; nearest valid: "
+                       + " or ".join(f"{h}x{w}" for h, w in even))
+    return height, width
+
+
+def _settings(req: GenerateRequest, config: VideoConfig) -> GenerationSettings:
+    """The video model's sampling defaults with the given flags applied, each checked."""
+    base = GenerationSettings.from_config(config)
+    settings = dataclasses.replace(
+        base,
+        steps=base.steps if req.steps is None else req.steps,
+        guidance=base.guidance if req.guidance is None else req.guidance,
+        chunk_frames=base.chunk_frames if req.chunk_frames is None else req.chunk_frames,
+        seed=base.seed if req.seed is None else req.seed,
+    )
+    if settings.steps < 1:
+        raise BadInput(f"--steps {settings.steps}: must be at least 1 sampling step (official: 50)")
+    if not (math.isfinite(settings.guidance) and settings.guidance > 0):
+        raise BadInput(f"--guidance {settings.guidance}: must be a positive number (official: 6.0; 1.0 = none)")
+    stride = config.vae.temporal_stride
+    check_frames(settings.chunk_frames, "--chunk-frames", stride)
+    if settings.chunk_frames < 1 + stride:
+        # a one-frame chunk is all seam: rollout would never advance
+        raise BadInput(f"--chunk-frames {settings.chunk_frames}: must be at least {1 + stride} (official: 81)")
+    return settings
+
+
+def _read_prompts(path: str, config: VideoConfig) -> tuple[dict[str, torch.Tensor], str]:
+    """Precomputed prompt embeddings: {"prompt": [1, L, D], "negative"?: [1, L, D]}, and a digest."""
+    from safetensors.torch import load_file
+
+    file = Path(path)
+    if not file.is_file():
+        raise BadInput(f"--prompt-embeds {file}: no such file; pass a safetensors file with a 'prompt' tensor "
+                       f"[L, {config.transformer.text_dim}] (and optionally 'negative')")
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:  # a pickle, garbage, a truncated file
+        raise BadInput(f"--prompt-embeds {file}: not a readable safetensors file ({type(exc).__name__}); "
+                       "write it with safetensors.torch.save_file") from None
+    if "prompt" not in tensors:
+        raise BadInput(f"--prompt-embeds {file}: no 'prompt' tensor (has {', '.join(sorted(tensors)) or 'none'})")
+    out = {}
+    for key in ("prompt", "negative"):
+        if key not in tensors:
+            continue
+        t = tensors[key].float()
+        t = t[None] if t.ndim == 2 else t
+        if t.ndim != 3 or t.shape[0] != 1 or t.shape[-1] != config.transformer.text_dim:
+            raise BadInput(f"--prompt-embeds {file}: '{key}' has shape {tuple(tensors[key].shape)}, the video "
+                           f"model needs [L, {config.transformer.text_dim}]")
+        out[key] = t
+    return out, hashlib.sha256(file.read_bytes()).hexdigest()[:16]
+
+
+def _world_model_id(ws: Workspace, ref: str | None) -> str:
+    """The id `run_forecast` records for the world model (its manifest id, else a weights hash)."""
+    folder = Path(ref) if ref else DEMO_MODEL
+    if ref is None and not (folder / "config.json").is_file():
+        raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
+    if not (folder / "config.json").is_file():
+        folder = find_artifact(ws, "model", ref, "--model").path
+    weights = folder / "forecaster.safetensors"
+    if not weights.is_file():
+        raise BadInput(f"--model '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
+                       f"`gdrive train-forecaster --stage predict --init {ref}`")
+    return (read_manifest(folder) or {}).get("id") or hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+
+
+def _video_model_id(folder: Path) -> str:
+    """A finetune-video artifact's id; for a loose folder, a digest of its files' names, sizes and times
+    (hashing gigabytes of weights on every run would cost more than the check is worth)."""
+    manifest = read_manifest(folder)
+    if manifest and manifest.get("id"):
+        return manifest["id"]
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return artifact_id("video-model-folder", 1, {"path": str(folder.resolve()), "files": [
+        [str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]})
+
+
+def _check_rig(scene: Scene, views: tuple[str, ...]) -> None:
+    have = [c.name for c in scene.rig.cameras]
+    missing = [v for v in views if v not in have]
+    if missing:
+        raise BadInput(f"--scene {scene.name}: its rig lacks {', '.join(missing)} (has {', '.join(have)}); "
+                       "video needs the six ring cameras")
+
+
+def _trajectory(req: GenerateRequest, scene: Scene, start: int, horizon: int) -> tuple[np.ndarray, dict]:
+    """The commanded poses [H, 4, 4] and description, as `run_forecast` will resolve them.
+
+    Unknown names and bad waypoint files exit 2 here. A logged (`gt`) or waypoint trajectory too
+    short for the frames is reported against --frames, the flag this command has (not --horizon).
+    """
+    try:
+        poses, _, desc = resolve_trajectory(ForecastRequest(scene=scene.name, traj=req.traj, horizon=horizon,
+                                                            speed=req.speed), scene, start)
+        return poses, desc
+    except BadInput as exc:
+        if not str(exc).startswith("--horizon"):
+            raise
+        if req.traj == "gt":
+            available = scene.num_frames - 1 - start
+            if available < 1:
+                raise BadInput(f"--traj gt: scene '{scene.name}' has no logged keyframe after the start frame "
+                               f"{start}; choose a named trajectory or a waypoint file") from None
+        else:  # a waypoint file (one ending before the first keyframe is reported as --traj already)
+            available = int(math.floor(read_waypoints(Path(req.traj))[-1, 0] / KEYFRAME_DT + 1e-9))
+        most = (available * FRAMES_PER_KEYFRAME) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
+        raise BadInput(f"--frames {req.frames}: --traj {req.traj} covers {available} keyframes "
+                       f"({available * KEYFRAME_DT:g} s) after frame {start}, {horizon} needed; "
+                       f"pass --frames {most} or fewer") from None
+
+
+def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
+    """Check every flag and resolve every reference, in flag order; raises BadInput, writes nothing."""
+    check_frames(req.frames, "--frames", TEMPORAL_MULTIPLE)
+    video, video_dir, settings, prompts, prompt_id = None, None, None, {}, None
+    if req.video_model is not None:
+        video_dir = find_video_model(ws, req.video_model)
+        video = load_video_model(video_dir)
+        settings = _settings(req, video.config)
+        if req.prompt_embeds is not None:
+            prompts, prompt_id = _read_prompts(req.prompt_embeds, video.config)
+    elif req.prompt_embeds is not None:
+        raise BadInput("--prompt-embeds: only used with --video-model; drop it or pass a video model")
+    config = None if video is None else video.config
+    resolution = _check_resolution(req.resolution, config)
+    views = config.multiview.views if config else OFFICIAL_VIEWS
+
+    if req.speed is not None and not (math.isfinite(req.speed) and 0 <= req.speed <= 60):
+        raise BadInput(f"--speed {req.speed}: must be a number of m/s between 0 and 60")
+    ds = OccDataset.open(req.dataset, ws.root)
+    names = ds.scene_names()
+    if not names:
+        raise BadInput(f"--dataset {ds.name}: holds no scenes; make one with `gdrive prepare-occ`")
+    scene = ds.scene(req.scene or names[0])
+    start = min(PAST, scene.num_frames - 1)  # as run_forecast: the first keyframe with 3 past frames
+    horizon = forecast_horizon(req.frames)
+    poses, traj_desc = _trajectory(req, scene, start, horizon)
+    _check_rig(scene, views)
+    inputs = {"dataset": ds.id, "world_model": _world_model_id(ws, req.model)}
+
+    id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": horizon,
+                 "poses": np.round(poses, 6).tolist(), "frames": req.frames, "fps": FPS,
+                 "resolution": list(resolution), "views": list(views),
+                 "video": "conditions" if video is None else "generated"}
+    if video is not None:
+        id_fields["settings"] = dataclasses.asdict(settings)
+        inputs["video_model"] = _video_model_id(video_dir)
+        if prompt_id:
+            inputs["prompt_embeds"] = prompt_id
+    ident = artifact_id("generate", SCHEMA, id_fields, inputs)
+    label = traj_desc.get("name", traj_desc["kind"])
+    name = req.name or f"{scene.name}-{label}-{req.frames}f-{ident[:6]}"
+    reusable_artifact(ws, KIND, name, ident, req.force)  # a --name clash exits 2 before any stage runs
+    return Plan(ds, scene, start, horizon, traj_desc, poses, resolution, views, video, video_dir, settings, prompts,
+                id_fields, inputs, ident, name)
+
+
+# --------------------------------------------------------------------------------------------
+# The run's occupancy: current keyframe + forecast
+# --------------------------------------------------------------------------------------------
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard link (no extra space, and the source's size and time, which keep render ids stable), else copy."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def occupancy_sequence(ws: Workspace, plan: Plan, forecast: Path, force: bool) -> Path:
+    """The Occ3D-layout folder `render --occ` reads: the current keyframe, then the forecast's.
+
+    gts/<scene>/<token>/labels.npz per keyframe, frames.json (token, t_s, ego_in_start, in order)
+    and rig.json (the scene's rig). Content-addressed by (forecast id, dataset id, start token,
+    rig) and published atomically under a lock, so concurrent runs build it once.
+    """
+    meta = json.loads((forecast / "frames.json").read_text())
+    fid = read_manifest(forecast)["id"]
+    current = plan.scene.frames[plan.start]
+    if meta["start_token"] != current.token:  # the plan and run_forecast must agree on the start keyframe
+        raise RuntimeError(f"forecast {forecast} starts at {meta['start_token']}, expected {current.token}")
+    rig = plan.scene.rig.to_dict()
+    ident = artifact_id("generate-occupancy", SCHEMA, {"start_token": current.token, "rig": rig},
+                        {"forecast": fid, "dataset": plan.ds.id})
+    root = ws.kind_dir(KIND) / OCCUPANCY_DIR
+    target = root / ident
+    root.mkdir(parents=True, exist_ok=True)
+    with artifact_lock(ws, KIND, f"{OCCUPANCY_DIR}-{ident}"):
+        recover_dir(root, ident, marker="frames.json")  # leftovers of a killed run
+        if (target / "frames.json").is_file() and not force:
+            return target
+        tmp = root / f".tmp-{ident}-{uuid.uuid4().hex[:8]}"
+        try:
+            scene = plan.scene.name
+            _link_or_copy(current.path / "labels.npz", tmp / "gts" / scene / current.token / "labels.npz")
+            frames = [{"token": current.token, "t_s": 0.0, "ego_in_start": np.eye(4).tolist(), "source": "dataset"}]
+            for e in meta["frames"]:
+                _link_or_copy(forecast / "gts" / scene / e["token"] / "labels.npz",
+                              tmp / "gts" / scene / e["token"] / "labels.npz")
+                frames.append({"token": e["token"], "t_s": e["t_s"], "ego_in_start": e["ego_in_start"],
+                               "source": "forecast"})
+            (tmp / "rig.json").write_text(json.dumps(rig, indent=1) + "\n")
+            # frames.json last: it marks the folder complete
+            (tmp / "frames.json").write_text(json.dumps({
+                "scene": scene, "dataset": plan.ds.name, "start_frame": plan.start, "start_token": current.token,
+                "forecast": str(forecast), "forecast_id": fid, "frames": frames}, indent=1) + "\n")
+            replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# Video
+# --------------------------------------------------------------------------------------------
+
+
+class _GridFrames:
+    """The 2 x 3 ring mosaic of frame i of video [V, N, H, W, 3], made when the MP4 writer asks."""
+
+    def __init__(self, video: np.ndarray, views: tuple[str, ...]):
+        self.video, self.views = video, views
+
+    def __len__(self) -> int:
+        return self.video.shape[1]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return ring_grid(self.video[:, i], self.views)
+
+
+def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) -> np.ndarray:
+    """conditions uint8 [V, N, H, W, 3] -> generated uint8 [V, N, H, W, 3], by chunked rollout."""
+    model = plan.video.to(device)
+    rounds = len(chunk_starts(conditions.shape[1], plan.settings.chunk_frames))
+    with ui.progress(f"generating {conditions.shape[1]} frames x {len(plan.views)} views", rounds) as bar:
+        def on_chunk(report: ChunkReport) -> None:
+            bar.advance(status=f"frames {report.start}-{report.start + report.frames.shape[1] - 1}")
+
+        # uint8 stays uint8 (encode_video reads it as 0..255): a quarter of the memory of floats
+        cond = torch.from_numpy(conditions).permute(0, 1, 4, 2, 3)
+        video = generate_video(model.transformer, model.vae, model.config, cond, plan.settings,
+                               prompt_embeds=plan.prompts.get("prompt"), negative_embeds=plan.prompts.get("negative"),
+                               on_chunk=on_chunk)
+    return (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+
+
+def _frame_links(render: Path, scene: str, frames: int) -> list[dict]:
+    """Per video frame: its time, source keyframe, occupancy file and LiDAR sweep (relative paths)."""
+    meta = json.loads((render / "frames.json").read_text())
+    return [{"index": i, "t_s": f["t_s"], "keyframe": f["keyframe"],
+             "occupancy": f"gts/{scene}/{f['keyframe']}/labels.npz", "cameras": f["cameras"], "lidar": f.get("lidar")}
+            for i, f in enumerate(meta["frames"][:frames])]
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+def _summary(art_path: Path, manifest: dict, reused: bool) -> dict:
+    keys = ("video", "frames", "fps", "resolution", "views", "files", "forecast", "render", "occupancy", "video_model")
+    return {"name": art_path.name, "id": manifest["id"], "path": str(art_path), "reused": reused,
+            **{k: manifest.get(k) for k in keys if k in manifest}}
+
+
+def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
+    """Forecast, render and generate (or reuse each); returns a summary for printing and --json."""
+    plan = plan_generation(ws, req)
+    ident = plan.ident
+    existing = reusable_artifact(ws, KIND, plan.name, ident, req.force)
+    if existing is not None:
+        ui.info(f"reusing generation '{plan.name}' (id {ident}); pass --force to recompute")
+        return _summary(existing.path, existing.manifest, True)
+    n, (height, width) = req.frames, plan.resolution
+    ui.info(f"generate: {n} frames ({(n - 1) / FPS:g} s at {FPS:g} fps) of '{plan.scene.name}' under {req.traj}: "
+            f"forecast {plan.horizon} keyframes, render at {height}x{width}, "
+            + ("condition video (no --video-model)" if plan.video is None else f"video model {plan.video_dir}"))
+
+    forecast = run_forecast(ws, ForecastRequest(
+        scene=plan.scene.name, traj=req.traj, dataset=str(plan.ds.root), model=req.model, horizon=plan.horizon,
+        speed=req.speed, adherence=False, device=req.device, force=req.force))
+    occupancy = occupancy_sequence(ws, plan, Path(forecast["path"]), req.force)
+    render = run_render(ws, RenderRequest(
+        occ=str(occupancy), cameras=",".join(plan.views), resolution=f"{height}x{width}", lidar=True, fps=FPS,
+        previews=False, device=req.device, force=req.force))
+    render_dir = Path(render["path"])
+    if render["frames"] < n:  # 6H + 1 >= N by construction; a wrong cached render must not pass silently
+        raise RuntimeError(f"render '{render['name']}' has {render['frames']} frames, {n} needed")
+
+    config = dataclasses.asdict(req)
+    config["resolved"] = {"scene": plan.scene.name, "start_frame": plan.start, "horizon": plan.horizon,
+                          "resolution": list(plan.resolution), "views": list(plan.views), "fps": FPS}
+    if plan.video is not None:
+        config["resolved"]["settings"] = dataclasses.asdict(plan.settings)
+        config["resolved"]["guidance_applied"] = bool(plan.prompts)  # generate_video skips CFG without a prompt
+
+    def build(w) -> dict:
+        ui.info(f"reading {n} condition frames from render '{render['name']}'")
+        frames = condition_frames(render_dir, plan.views, list(range(n)))  # [V, N, H, W, 3] uint8
+        if plan.video is not None:
+            frames = generate_frames(plan, frames, resolve_device(req.device))
+        files = []
+        with ui.progress("writing video", len(plan.views) + 1) as bar:
+            for v, view in enumerate(plan.views):
+                write_mp4(w.path(f"{view}.mp4"), list(frames[v]), FPS)
+                files.append(f"{view}.mp4")
+                bar.advance()
+            write_mp4(w.path("grid.mp4"), _GridFrames(frames, plan.views), FPS)
+            files.append("grid.mp4")
+            bar.advance()
+        stages = {
+            "forecast": {k: forecast[k] for k in ("name", "id", "path")},
+            "render": {**{k: render[k] for k in ("name", "id", "path")}, "lidar": str(render_dir / "lidar")},
+            "occupancy": str(occupancy),
+            "video_model": None if plan.video is None else {
+                "path": str(plan.video_dir), "id": plan.inputs["video_model"], "config": plan.video.config.to_dict()},
+        }
+        w.write_json("run.json", {
+            "workspace": str(ws.root), "scene": plan.scene.name, "dataset": plan.ds.name, "fps": FPS, "frames": n,
+            "video": plan.id_fields["video"], "views": list(plan.views), **stages,
+            "frame_links": _frame_links(render_dir, plan.scene.name, n)})
+        return {"video": plan.id_fields["video"], "frames": n, "fps": FPS, "resolution": list(plan.resolution),
+                "views": list(plan.views), "files": files, **stages}
+
+    res = publish(ws, KIND, "generate", SCHEMA, plan.name, config, plan.id_fields, plan.inputs, build, force=req.force)
+    if res.reused:  # another run published it while this one forecast and rendered
+        ui.info(f"reusing generation '{plan.name}' (id {ident}); pass --force to recompute")
+    else:
+        ui.info(f"wrote generation '{plan.name}' (id {ident}) to {res.artifact.path}")
+    return _summary(res.artifact.path, res.artifact.manifest, res.reused)

@@ -1,0 +1,237 @@
+"""Video models on disk: a base Wan2.1 widened for the condition channels, and our own saved models.
+
+A saved video model is a folder in diffusers layout:
+
+    <folder>/video_config.json                   the gdrive VideoConfig (sizes, views, flow, sampling)
+    <folder>/transformer/config.json             MultiViewWanTransformer (Wan + multi-view modules)
+    <folder>/transformer/diffusion_pytorch_model.safetensors
+    <folder>/vae/config.json, vae/diffusion_pytorch_model.safetensors   AutoencoderKLWan
+
+A base Wan2.1 (e.g. `Wan-AI/Wan2.1-T2V-1.3B-Diffusers`, or a local copy of it: a folder with
+transformer/ and vae/, or a transformer folder alone) is read as diffusers writes it (config.json
++ safetensors, sharded or not); hub ids go through huggingface_hub's cache.
+Its 16-channel patch embedding is widened to 48: the new input channels (condition and first-frame
+latents) get zero weights, so the widened model starts as exactly the base on the noisy latents.
+Anything the user can fix (missing folder, corrupt weights, wrong sizes) raises BadInput with one
+line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKLWan, WanTransformer3DModel
+from huggingface_hub import snapshot_download
+from safetensors.torch import load_file
+
+from pipelines.errors import BadInput
+from pipelines.video.configs import VideoConfig
+from pipelines.video.latents import build_vae
+from pipelines.video.model import MultiViewWanTransformer, build_transformer, transformer_kwargs
+
+VIDEO_CONFIG_FILE = "video_config.json"
+TRANSFORMER_DIR = "transformer"
+VAE_DIR = "vae"
+WEIGHTS_NAME = "diffusion_pytorch_model"
+WEIGHTS_HINT = "a diffusers folder with config.json and diffusion_pytorch_model.safetensors"
+
+
+@dataclass
+class VideoModel:
+    """The pieces `generate_video` and `finetune_step` need."""
+
+    config: VideoConfig
+    transformer: MultiViewWanTransformer
+    vae: AutoencoderKLWan
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "VideoModel":
+        self.transformer.to(device=device, dtype=dtype)
+        self.vae.to(device=device, dtype=dtype)
+        return self
+
+
+def build_video_model(config: VideoConfig, seed: int = 0) -> VideoModel:
+    """Random weights (tests and debug runs)."""
+    return VideoModel(config, build_transformer(config, seed), build_vae(config, seed + 1))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}"
+
+
+def _read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights of a diffusers folder: one safetensors file, or shards listed in an index."""
+    single = folder / f"{WEIGHTS_NAME}.safetensors"
+    if single.is_file():
+        return load_file(single)
+    index = folder / f"{WEIGHTS_NAME}.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        state: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            state.update(load_file(folder / shard))
+        return state
+    raise FileNotFoundError(f"no {single.name} or {index.name}")
+
+
+def _without_ignored(cls, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the keys diffusers itself ignores when loading `cls` (e.g. Wan's old `norm_added_q`)."""
+    ignored = getattr(cls, "_keys_to_ignore_on_load_unexpected", None) or []
+    return {k: v for k, v in state.items() if not any(re.search(p, k) for p in ignored)}
+
+
+def _read_model(cls, folder: Path):
+    """cls from a diffusers folder (config.json + safetensors), strictly, on the CPU in float32.
+
+    Not `cls.from_pretrained`: for models with fp32-kept modules (Wan's transformer) diffusers
+    requires `accelerate` there, which gdrive does not depend on. The files are the same.
+    """
+    model = cls.from_config(cls.load_config(folder))
+    model.load_state_dict(_without_ignored(cls, _read_state_dict(folder)), strict=True)
+    return model.float().eval()
+
+
+def _cannot_load(what: str, where: str, flag: str, exc: Exception) -> BadInput:
+    return BadInput(f"{flag} {where}: cannot load {what} ({_one_line(exc)}); pass {WEIGHTS_HINT}")
+
+
+def _load(cls, folder: str | Path, where: str, flag: str):
+    """`_read_model` with every failure turned into a one-line BadInput naming the folder."""
+    try:
+        return _read_model(cls, Path(folder))
+    except Exception as exc:  # OSError, ValueError, safetensors, JSON and state-dict errors alike
+        raise _cannot_load(cls.__name__, where, flag, exc) from None
+
+
+def _locate(source: str | Path, component: str, flag: str) -> tuple[Path, str]:
+    """(local folder, printable location) of one component (transformer/ or vae/) of a base model.
+
+    A local folder may be a whole Wan2.1 diffusers folder (with <component>/) or the component's
+    folder itself. Anything else of the form owner/name is a hub id, fetched into the hub cache.
+    """
+    path = Path(source).expanduser()
+    if path.is_dir():
+        if (path / component / "config.json").is_file():
+            return path / component, str(path / component)
+        if (path / "config.json").is_file():
+            return path, str(path)
+        raise BadInput(f"{flag} {path}: no {component}/config.json or config.json; pass {WEIGHTS_HINT} "
+                       f"(or a Wan2.1 diffusers folder with {component}/)")
+    text = str(source)
+    looks_like_hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~")) and not path.exists()
+    if not looks_like_hub_id or Path(text.split("/")[0]).is_dir():
+        raise BadInput(f"{flag} {source}: no such folder; pass a local Wan2.1 diffusers folder or a hub id "
+                       "such as Wan-AI/Wan2.1-T2V-1.3B-Diffusers")
+    try:
+        local = snapshot_download(text, allow_patterns=[f"{component}/*"])
+    except Exception as exc:  # offline, unknown repo, gated repo, interrupted download
+        raise BadInput(f"{flag} {text}: cannot fetch {component}/ from the hub ({_one_line(exc)}); "
+                       f"download it (huggingface-cli download {text}) and pass the local folder") from None
+    return Path(local) / component, f"{text} ({component}/)"
+
+
+def _check_base(base: dict, config: VideoConfig, where: str, flag: str) -> None:
+    """The base transformer's config.json must match the video config apart from input channels."""
+    want = transformer_kwargs(config)
+    keys = ("num_attention_heads", "attention_head_dim", "num_layers", "ffn_dim", "text_dim", "freq_dim",
+            "out_channels")
+    bad = [f"{k} {base.get(k)} (config {want[k]})" for k in keys if base.get(k) != want[k]]
+    base_in = base.get("in_channels")
+    if not isinstance(base_in, int) or base_in > want["in_channels"]:  # fewer is what widening is for
+        bad.append(f"in_channels {base_in} (config at most {want['in_channels']})")
+    if list(base.get("patch_size") or []) != list(want["patch_size"]):
+        bad.append(f"patch_size {base.get('patch_size')} (config {want['patch_size']})")
+    if base.get("image_dim") is not None or base.get("added_kv_proj_dim") is not None:
+        bad.append("image cross-attention (an I2V model; use a T2V base)")
+    if bad:
+        raise BadInput(f"{flag} {where}: base does not fit video config '{config.name}': {'; '.join(bad)}; "
+                       "choose the matching --video-config or base")
+
+
+def widen_transformer(base_state: dict[str, torch.Tensor], config: VideoConfig, seed: int = 0) -> MultiViewWanTransformer:
+    """A MultiViewWanTransformer holding a base Wan state dict, its patch embedding widened.
+
+    Input channels the base lacks get zero weights (so on the base's channels the output is the
+    base's, multi-view modules aside); the multi-view modules are freshly initialised from `seed`.
+    """
+    model = build_transformer(config, seed)
+    old = base_state["patch_embedding.weight"]  # [C, C_in_base, pt, ph, pw]
+    rest = {k: v for k, v in base_state.items() if k != "patch_embedding.weight"}
+    missing, unexpected = model.load_state_dict(rest, strict=False)
+    leftover = [k for k in missing if not k.startswith("multiview.") and k != "patch_embedding.weight"]
+    if leftover or unexpected:
+        raise ValueError(f"not a Wan transformer state dict: missing {leftover[:3]}, unexpected {unexpected[:3]}")
+    with torch.no_grad():
+        model.patch_embedding.weight.zero_()
+        model.patch_embedding.weight[:, : old.shape[1]] = old.to(model.patch_embedding.weight.dtype)
+    return model.eval()
+
+
+def load_base_transformer(source: str | Path, config: VideoConfig, flag: str = "--base",
+                          seed: int = 0) -> MultiViewWanTransformer:
+    """Load a Wan2.1 transformer (local folder or hub id) and widen it for `config`.
+
+    The config is checked before the weights are read; the base is never built as a model of its
+    own (one copy of the weights in memory).
+    """
+    folder, where = _locate(source, TRANSFORMER_DIR, flag)
+    try:
+        base_config = dict(WanTransformer3DModel.load_config(folder))
+    except Exception as exc:
+        raise _cannot_load("WanTransformer3DModel", where, flag, exc) from None
+    _check_base(base_config, config, where, flag)
+    try:
+        return widen_transformer(_without_ignored(WanTransformer3DModel, _read_state_dict(folder)), config, seed)
+    except Exception as exc:
+        raise _cannot_load("WanTransformer3DModel", where, flag, exc) from None
+
+
+def load_base_vae(source: str | Path, config: VideoConfig, flag: str = "--base") -> AutoencoderKLWan:
+    """Load the Wan2.1 VAE of a base model (local folder with vae/, or hub id)."""
+    folder, where = _locate(source, VAE_DIR, flag)
+    vae = _load(AutoencoderKLWan, folder, where, flag)
+    if vae.config.z_dim != config.vae.z_dim:
+        raise BadInput(f"{flag} {where}: VAE z_dim {vae.config.z_dim}, video config '{config.name}' needs "
+                       f"{config.vae.z_dim}; choose the matching --video-config or base")
+    return vae
+
+
+def load_base_model(source: str | Path, config: VideoConfig, flag: str = "--base", seed: int = 0) -> VideoModel:
+    """A video model to fine-tune, from a base Wan2.1 (transformer widened, VAE as is)."""
+    return VideoModel(config, load_base_transformer(source, config, flag, seed), load_base_vae(source, config, flag))
+
+
+def save_video_model(model: VideoModel, folder: Path) -> None:
+    """Write `model` into `folder` (diffusers layout, see module doc). The caller makes it atomic."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.transformer.save_pretrained(folder / TRANSFORMER_DIR, safe_serialization=True)
+    model.vae.save_pretrained(folder / VAE_DIR, safe_serialization=True)
+    (folder / VIDEO_CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
+
+
+def load_video_model(folder: Path, flag: str = "--video-model") -> VideoModel:
+    """Read a folder written by `save_video_model`; BadInput if it is missing or unreadable."""
+    folder = Path(folder)
+    config_path = folder / VIDEO_CONFIG_FILE
+    if not config_path.is_file():
+        raise BadInput(f"{flag} {folder}: no {VIDEO_CONFIG_FILE}; not a gdrive video model "
+                       "(make one with `gdrive finetune-video`)")
+    try:
+        config = VideoConfig.from_dict(json.loads(config_path.read_text()), str(config_path))
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{flag} {config_path}: not JSON ({exc}); re-run `gdrive finetune-video`") from None
+    for sub in (TRANSFORMER_DIR, VAE_DIR):
+        if not (folder / sub / "config.json").is_file():
+            raise BadInput(f"{flag} {folder / sub}: missing; re-run `gdrive finetune-video` to rewrite the model")
+    transformer = _load(MultiViewWanTransformer, folder / TRANSFORMER_DIR, str(folder / TRANSFORMER_DIR), flag)
+    vae = _load(AutoencoderKLWan, folder / VAE_DIR, str(folder / VAE_DIR), flag)
+    if transformer.config.num_views != config.num_views or transformer.config.in_channels != config.in_channels:
+        raise BadInput(f"{flag} {folder}: transformer and {VIDEO_CONFIG_FILE} disagree (views or channels); "
+                       "re-run `gdrive finetune-video`")
+    return VideoModel(config, transformer, vae)

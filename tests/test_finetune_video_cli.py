@@ -1,0 +1,130 @@
+"""`gdrive finetune-video` on a tiny nuScenes-format folder with camera images (debug video config, CPU).
+
+The nuScenes fixture writes tables whose camera `sample_data` rows name `samples/<CAM>/...jpg`
+files but no images; `nus_workspace` writes small JPEGs there (a colour per camera and time) and
+prepares the dataset once for the module.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from geniedrive_cli.app import main
+from pipelines.video.finetune_stage import CameraTrack, clip_start
+from pipelines.video.loading import load_video_model
+from tests.helpers import artifact_dirs, run_cli
+from tests.nuscenes_fixture import build_nuscenes_folder
+
+IMAGE_HW = (32, 64)
+# 3 keyframes: 13 frames at 12 Hz, so a 5-frame clip at the official stride 2 (9 frames) fits
+# inside 10-90 % of the scene.
+KEYFRAMES = 3
+TRAIN = ("finetune-video", "--dataset", "nus", "--video-config", "debug", "--clip-frames", "5", "--quiet")
+
+
+def _write_camera_images(root: Path, version: str) -> list[Path]:
+    rows = json.loads((root / version / "sample_data.json").read_text())
+    paths = []
+    for n, row in enumerate(r for r in rows if r["fileformat"] == "jpg"):
+        path = root / row["filename"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng(n)
+        img = rng.integers(0, 256, (*IMAGE_HW, 3), dtype=np.uint8) // 4 + np.uint8(n * 37 % 192)
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def nus_workspace(tmp_path_factory):
+    base = tmp_path_factory.mktemp("finetune")
+    root, ws = base / "nusc", base / "ws"
+    build_nuscenes_folder(root, version="v1.0-mini", frames=KEYFRAMES)
+    images = _write_camera_images(root, "v1.0-mini")
+    code = main(["prepare-occ", "--source", "nuscenes", "--dataroot", str(root), "--version", "v1.0-mini",
+                 "--name", "nus", "--no-previews", "--workspace", str(ws), "--quiet"])
+    assert code == 0
+    return ws, images
+
+
+def test_finetune_writes_a_loadable_video_model_and_logs_the_loss(capsys, nus_workspace):
+    ws, _ = nus_workspace
+    r = run_cli(capsys, *TRAIN[:-1], "--steps", "3", "--name", "v3", "--workspace", ws, "--json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["kind"] == "video-model" and out["steps"] == 3 and np.isfinite(out["last_loss"])
+    assert "loss" in r.err  # progress lines carry the loss of each step
+    folder = Path(out["path"])
+    assert folder == ws / "video-models" / "v3"
+    model = load_video_model(folder)
+    assert model.config.name == "debug" and model.config.optim.train_frames == 5
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["kind"] == "video-model" and manifest["config"]["resolved"]["scenes"] == ["scene-0061"]
+    run = ws / "runs" / "v3" / "last"
+    assert json.loads((run / "state.json").read_text())["step"] == 3 and (run / "optimizer.safetensors").is_file()
+    renders = artifact_dirs(ws, "renders")
+    assert len(renders) == 1 and renders[0].startswith("scene-0061-32x64")
+    again = run_cli(capsys, *TRAIN, "--steps", "3", "--name", "v3", "--workspace", ws)
+    assert again.code == 0 and again.err == ""  # reused, quietly
+
+
+def test_resumed_run_ends_identical_to_an_uninterrupted_one(capsys, nus_workspace):
+    ws, _ = nus_workspace
+    common = (*TRAIN, "--steps", "2", "--ckpt-every", "1", "--workspace", ws)
+    assert run_cli(capsys, *common, "--name", "full").code == 0
+    # A run stopped at its step-1 checkpoint (what a killed run leaves), then resumed to step 2.
+    half = run_cli(capsys, *TRAIN, "--steps", "1", "--ckpt-every", "1", "--workspace", ws, "--name", "cut")
+    assert half.code == 0, half.err
+    resumed = run_cli(capsys, *common, "--name", "cut", "--resume", "--force")
+    assert resumed.code == 0, resumed.err
+    weights = "transformer/diffusion_pytorch_model.safetensors"
+    a = load_file(ws / "video-models" / "full" / weights)
+    b = load_file(ws / "video-models" / "cut" / weights)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads((ws / "runs" / n / "last" / "state.json").read_text())["losses"] for n in ("full", "cut")]
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
+
+
+def test_dataset_without_camera_images_exits_2(capsys, tmp_path):
+    assert run_cli(capsys, "prepare-occ", "--source", "synthetic", "--scenes", "1", "--frames", "2", "--name", "syn",
+                   "--no-previews", "--quiet").code == 0
+    r = run_cli(capsys, "finetune-video", "--dataset", "syn", "--video-config", "debug", "--steps", "1")
+    assert r.code == 2 and len(r.err_lines) == 1
+    assert "camera images" in r.err and "synthetic" in r.err and "--source nuscenes" in r.err
+    assert artifact_dirs(tmp_path / "ws", "video-models") == [] and artifact_dirs(tmp_path / "ws", "renders") == []
+
+
+def test_missing_camera_image_exits_2_naming_it(capsys, nus_workspace):
+    ws, images = nus_workspace
+    # the train scene (scene-0061) was logged as n015; every one of its keyframe images is a target
+    victim = next(p for p in images if p.name.startswith("n015") and "__CAM_BACK_LEFT__" in p.name)
+    aside = victim.with_suffix(".aside")
+    victim.rename(aside)
+    try:
+        r = run_cli(capsys, *TRAIN, "--steps", "1", "--name", "nope", "--workspace", ws)
+    finally:
+        aside.rename(victim)
+    assert r.code == 2 and len(r.err_lines) == 1 and victim.name in r.err and "sweeps/" in r.err
+    assert not (ws / "video-models" / "nope").exists()
+
+
+@pytest.mark.parametrize("value,near", [("8", "5 or 9"), ("36", "33 or 37"), ("0", "1")])
+def test_bad_clip_frames_exit_2_naming_the_nearest_valid(capsys, value, near):
+    r = run_cli(capsys, "finetune-video", "--video-config", "debug", "--clip-frames", value)
+    assert r.code == 2 and len(r.err_lines) == 1
+    assert "--clip-frames" in r.err and f"nearest valid: {near}" in r.err
+
+
+def test_clip_starts_stay_inside_10_to_90_percent_and_nearest_images():
+    gen = torch.Generator().manual_seed(0)
+    starts = {clip_start(100, 17, gen) for _ in range(300)}
+    assert min(starts) == 10 and max(starts) == 90 - 17
+    assert {clip_start(19, 17, gen) for _ in range(50)} <= {0, 1, 2}  # window too short: the whole scene
+    track = CameraTrack(np.array([0, 500_000, 1_000_000]), [Path("a"), Path("b"), Path("c")])
+    paths, gap = track.nearest(np.array([0, 83_333, 300_000, 999_000]))
+    assert [p.name for p in paths] == ["a", "a", "b", "c"] and gap == pytest.approx(0.2)

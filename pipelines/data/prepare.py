@@ -123,7 +123,7 @@ def _work(args) -> dict:
     return write_scene(Path(tmp), _WORKER_SOURCE.load(name), previews)
 
 
-def _summarise(scenes: list[dict]) -> dict:
+def summarise_scenes(scenes: list[dict]) -> dict:
     voxels = np.sum([s["class_voxels"] for s in scenes], axis=0)
     cmds = np.sum([s["commands"] for s in scenes], axis=0)
     return {
@@ -140,7 +140,7 @@ def _summarise(scenes: list[dict]) -> dict:
 def prepare_occ(ws: Workspace, req: PrepareRequest):
     """Run the stage; returns (PublishResult, summary dict)."""
     if req.name is not None:
-        _check_name(req.name)
+        check_dataset_name(req.name)
     source = _open_source(req)
     names = source.scene_names
     if req.scenes is not None and req.source != "synthetic":
@@ -149,7 +149,7 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
         source.check_occupancy(names)
     id_fields = {"source": req.source, "scenes": names, **source.id_fields()}
     name = req.name or f"{req.source}-{_short(id_fields)}"
-    _check_name(name)
+    check_dataset_name(name)
     config = {**dataclasses.asdict(req), "name": name, "scene_names": names, "resolved_source": source.id_fields()}
 
     def build(writer) -> dict:
@@ -167,7 +167,7 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
                         summaries[s["name"]] = s
                         bar.advance(status=s["name"])
         scenes = [summaries[n] for n in names]
-        return {"summary": _summarise(scenes), "scenes": scenes}
+        return {"summary": summarise_scenes(scenes), "scenes": scenes}
 
     result = publish(ws, "dataset", "prepare-occ", DATASET_SCHEMA, name, config, id_fields, {}, build, req.force)
     return result, result.artifact.manifest["summary"]
@@ -179,7 +179,7 @@ def _short(obj) -> str:
     return artifact_id("name", 0, obj)[:6]
 
 
-def _check_name(name: str) -> None:
+def check_dataset_name(name: str) -> None:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
         raise BadInput(f"--name '{name}': use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
 

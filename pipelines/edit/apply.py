@@ -31,10 +31,11 @@ from pipelines.edit import library
 from pipelines.edit.ground import clearance_of, restore, seat
 from pipelines.edit.instances import closest, derive_table, next_name, resolve
 from pipelines.edit.physics import check
-from pipelines.edit.placement import Placed, box_of, box_pose, rotation_z
+from pipelines.edit.placement import Placed, box_of, box_pose
 from pipelines.edit.shapes import THING_NAMES, CutShape, Shape
 from pipelines.edit.spec import Edit, Insert, Move, Remove
 from pipelines.errors import BadInput
+from pipelines.geometry import planar_pose
 from pipelines.sensors.raycast import visibility_masks
 
 
@@ -161,7 +162,7 @@ class EditableScene:
         if not present:
             raise BadInput(f"--move {edit.instance}: has no voxels in keyframes {frames.start}..{frames.stop - 1}; check --frames")
         shift = self.poses[present[0]][:3, :3] @ np.array([edit.dx, edit.dy, 0.0])  # world offset
-        turn = rotation_z(math.radians(edit.dyaw_deg))
+        turn = planar_pose(0.0, 0.0, math.radians(edit.dyaw_deg))[:3, :3]
         names = self._names()
         boxes, moved = {}, 0
         row_of = {t: r for r, t in enumerate(inst.frames)}

@@ -87,8 +87,3 @@ def to_local(pose: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Points [n, 3] in the frame `pose` maps into -> the pose's own frame (inverse rigid transform)."""
     return (points - pose[:3, 3]) @ pose[:3, :3]
 
-
-def rotation_z(angle: float) -> np.ndarray:
-    """3x3 rotation about +z by `angle` radians."""
-    c, s = np.cos(angle), np.sin(angle)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])

@@ -20,7 +20,7 @@ import numpy as np
 
 from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene
-from pipelines.data.prepare import _check_name, _summarise, write_scene
+from pipelines.data.prepare import check_dataset_name, summarise_scenes, write_scene
 from pipelines.edit.apply import EditableScene
 from pipelines.edit.instances import derive_table, rows
 from pipelines.edit.spec import EditRequest, frame_range, parse_edits
@@ -62,7 +62,7 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
     """Apply the edits of `req` and publish the edited dataset; returns paths, ids and per-edit stats."""
     edits = parse_edits(req)
     if req.name is not None:
-        _check_name(req.name)
+        check_dataset_name(req.name)
     ds, scene = open_scene(ws, req.dataset, req.scene)
     frames = frame_range(req.frames, scene.num_frames)
     id_fields = {"scene": scene.name, "frames": [frames.start, frames.stop], "shape": req.shape,
@@ -88,7 +88,7 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
 
     def build(w) -> dict:
         summary = write_scene(w.tmp, data, req.previews)
-        return {"summary": _summarise([summary]), "scenes": [summary],
+        return {"summary": summarise_scenes([summary]), "scenes": [summary],
                 "edit": {"source_dataset": {"name": ds.name, "id": ds.id}, "scene": scene.name,
                          "frames": [frames.start, frames.stop], "edits": done}}
 

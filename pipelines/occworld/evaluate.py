@@ -17,8 +17,7 @@ from pipelines.data.windows import ForecastWindows
 from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
 from pipelines.metrics.occupancy import confusion_matrix, summarise
 from pipelines.occworld.forecast_stage import FUTURE, PAST
-from pipelines.occworld.observation_fusion import accumulated_poses
-from pipelines.occworld.world_model import WorldModel, initial_history, rollout, window_steps
+from pipelines.occworld.world_model import WorldModel, forecast_latents, window_steps
 
 HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5))
 TIMED_SCOPE = ("batch 1; encode the 4 observed frames + 6 autoregressive steps (+ decode of the 6 "
@@ -48,12 +47,9 @@ def forecast_window(model: WorldModel, item: dict, device: torch.device) -> tupl
     lat = model.vae.encode(occ[:PAST + 1], sample=False)[None]
     _sync(device)
     t1 = time.perf_counter()
-    steps = window_steps(rel)
-    hist, motion = initial_history(lat, steps[:, :PAST], model.cfg.forecaster.history)
-    pred_lat, _ = rollout(model.forecaster, hist, motion, steps[:, PAST:], cmds[:, PAST:-1])
+    pred_lat, moved = forecast_latents(model, lat, window_steps(rel), cmds[:, PAST:-1])
     _sync(device)
     t2 = time.perf_counter()
-    moved = accumulated_poses(steps[:, PAST:])
     pred = torch.stack([model.decode_future(pred_lat[:, i], occ[PAST][None], moved[:, i]).argmax(1)[0]
                         for i in range(pred_lat.shape[1])])
     _sync(device)

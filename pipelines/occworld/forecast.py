@@ -28,12 +28,11 @@ from pipelines.metrics.ego_motion import motion_error, register_static
 from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast_stage import PAST
-from pipelines.occworld.observation_fusion import accumulated_poses
 from pipelines.occworld.trajectories import (NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints,
                                              unknown_trajectory)
-from pipelines.occworld.world_model import KEYFRAME_DT, initial_history, open_world_model, rollout, window_steps
+from pipelines.occworld.world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
 from pipelines.sensors.raycast import visibility_masks
-from pipelines.store import Workspace, artifact_id, publish
+from pipelines.store import Workspace, artifact_id, find_artifact, publish
 from pipelines.store.artifacts import read_manifest
 
 SCHEMA = 1
@@ -61,8 +60,37 @@ class ForecastRequest:
 def _check_request(req: ForecastRequest) -> None:
     if req.horizon is not None and req.horizon <= 0:
         raise BadInput(f"--horizon {req.horizon}: must be at least 1 future keyframe (2 Hz; 6 = 3 s)")
-    if req.speed is not None and not (math.isfinite(req.speed) and 0 <= req.speed <= 60):
-        raise BadInput(f"--speed {req.speed}: must be a number of m/s between 0 and 60")
+    check_speed(req.speed)
+
+
+def check_speed(speed: float | None) -> None:
+    if speed is not None and not (math.isfinite(speed) and 0 <= speed <= 60):
+        raise BadInput(f"--speed {speed}: must be a number of m/s between 0 and 60")
+
+
+def default_start(scene) -> int:
+    """The first keyframe with 3 past frames (or the last one of a shorter scene)."""
+    return min(PAST, scene.num_frames - 1)
+
+
+def world_model_folder(ws: Workspace, ref: str | None) -> Path:
+    """The world model's folder (None: the shipped demo weights); BadInput when it is missing or
+    holds no forecaster."""
+    if ref is None and not (DEMO_MODEL / "config.json").is_file():
+        raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
+    folder = Path(ref) if ref else DEMO_MODEL
+    if not (folder / "config.json").is_file():
+        folder = find_artifact(ws, "model", ref, "--model").path
+    if not (folder / "forecaster.safetensors").is_file():
+        raise BadInput(f"--model '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
+                       f"`gdrive train-forecaster --stage predict --init {ref}`")
+    return folder
+
+
+def world_model_id(folder: Path) -> str:
+    """The id a forecast records for its world model: the manifest id, else a weights hash."""
+    return (read_manifest(folder) or {}).get("id") or hashlib.sha256(
+        (folder / "forecaster.safetensors").read_bytes()).hexdigest()[:16]
 
 
 def _is_file_traj(traj: str) -> bool:
@@ -107,12 +135,8 @@ def forecast_occupancy(model, observed: np.ndarray, observed_poses: np.ndarray, 
     occ = torch.from_numpy(observed).to(device).long()
     lat = model.vae.encode(occ, sample=False)[None]
     allp = torch.from_numpy(np.concatenate([observed_poses, poses]).astype(np.float32)).to(device)[None]
-    steps = window_steps(allp)
-    n_obs = len(observed)
-    hist, motion = initial_history(lat, steps[:, :n_obs - 1], model.cfg.forecaster.history)
     cmds = torch.from_numpy(command_one_hot(commands)).to(device)[None]
-    pred_lat, _ = rollout(model.forecaster, hist, motion, steps[:, n_obs - 1:], cmds)
-    moved = accumulated_poses(steps[:, n_obs - 1:])
+    pred_lat, moved = forecast_latents(model, lat, window_steps(allp), cmds)
     return np.stack([model.decode_future(pred_lat[:, i], occ[-1:], moved[:, i]).argmax(1)[0].to(torch.uint8).cpu().numpy()
                      for i in range(pred_lat.shape[1])])
 
@@ -121,16 +145,13 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
     _check_request(req)
     ds = OccDataset.open(req.dataset, ws.root)
     scene = ds.scene(req.scene)
-    start = min(PAST, scene.num_frames - 1) if req.frame is None else req.frame
+    start = default_start(scene) if req.frame is None else req.frame
     if not 0 <= start < scene.num_frames:
         raise BadInput(f"--frame {start}: scene '{scene.name}' has frames 0..{scene.num_frames - 1}")
     poses, cmds, traj_desc = resolve_trajectory(req, scene, start)
-    model_ref = req.model or str(DEMO_MODEL)
-    if req.model is None and not (DEMO_MODEL / "config.json").is_file():
-        raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
-    model, model_dir = open_world_model(model_ref, ws.root)
-    model_id = (read_manifest(model_dir) or {}).get("id") or hashlib.sha256(
-        (model_dir / "forecaster.safetensors").read_bytes()).hexdigest()[:16]
+    model_dir = world_model_folder(ws, req.model)
+    model, _ = open_world_model(str(model_dir), ws.root)
+    model_id = world_model_id(model_dir)
     id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": len(poses),
                  "poses": np.round(poses, 6).tolist(), "adherence": req.adherence}
     inputs = {"dataset": ds.id, "model": model_id}

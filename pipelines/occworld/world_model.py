@@ -161,6 +161,20 @@ def rollout(forecaster: Forecaster, history: torch.Tensor, motion: torch.Tensor,
     return torch.stack(latents, 1), torch.stack(preds, 1)
 
 
+def forecast_latents(model: WorldModel, latents: torch.Tensor, steps: torch.Tensor,
+                     commands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Free-running forecast from observed latents, as forecast, evaluate and the fuse stage run it.
+
+    latents [B, P+1, C, 50, 58] observed (last = current); steps [B, P+F, 4, 4] the P observed ego
+    steps then the F that drive the forecast; commands [B, F, 3] one-hot. Returns (forecast latents
+    [B, F, C, 50, 58], the pose of each forecast frame in the current frame [B, F, 4, 4]).
+    """
+    past = latents.shape[1] - 1
+    hist, motion = initial_history(latents, steps[:, :past], model.cfg.forecaster.history)
+    pred, _ = rollout(model.forecaster, hist, motion, steps[:, past:], commands)
+    return pred, accumulated_poses(steps[:, past:])
+
+
 def teacher_probability(step: int, total: int) -> float:
     """Scheduled sampling: p = exp(-2.5 * it / total), 1.0 at the start."""
     return math.exp(-2.5 * step / max(total, 1))

@@ -128,7 +128,6 @@ def camera_tracks(ds: OccDataset, scenes: list[str], views: tuple[str, ...]) -> 
     cfg, root = _nuscenes_root(ds)
     gts = cfg.get("resolved_source", {}).get("gts") or cfg.get("occ_root")
     source = NuScenesSource(root, cfg.get("version", "v1.0-trainval"), gts)
-    nusc = source.nusc
     out: dict[str, dict[str, CameraTrack]] = {}
     for name in scenes:
         samples = source.samples(name)
@@ -139,16 +138,7 @@ def camera_tracks(ds: OccDataset, scenes: list[str], views: tuple[str, ...]) -> 
             if token is None:
                 raise BadInput(f"{source.table_root / 'sample_data.json'}: scene '{name}' has no {view} images; "
                                "fine-tuning needs all six cameras")
-            first = nusc.get("sample_data", token)
-            token = first["prev"] or token  # the image just before the first keyframe may be nearer to t = 0
-            times, paths = [], []
-            while token:
-                sd = nusc.get("sample_data", token)
-                if sd["timestamp"] > end_us:
-                    break
-                times.append(sd["timestamp"])
-                paths.append(root / sd["filename"])
-                token = sd["next"]
+            times, paths = source.camera_images(name, view, token, end_us)
             out[name][view] = CameraTrack(np.asarray(times, np.int64), paths)
     return out
 

@@ -49,13 +49,13 @@ from pipelines.data.dataset import OccDataset, Scene
 from pipelines.data.preview import write_mp4
 from pipelines.errors import BadInput
 from pipelines.occworld.distributed import resolve_device
-from pipelines.occworld.forecast import DEMO_MODEL, ForecastRequest, resolve_trajectory, run_forecast
-from pipelines.occworld.forecast_stage import PAST
+from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, resolve_trajectory, run_forecast,
+                                         world_model_folder, world_model_id)
 from pipelines.occworld.trajectories import read_waypoints
 from pipelines.occworld.world_model import KEYFRAME_DT
 from pipelines.sensors.camera import ring_grid
 from pipelines.sensors.render import RenderRequest, parse_resolution, run_render
-from pipelines.store import Workspace, artifact_id, find_artifact, publish
+from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
 from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
 from pipelines.video.finetune_stage import condition_frames, find_video_model
@@ -189,20 +189,6 @@ def _read_prompts(path: str, config: VideoConfig) -> tuple[dict[str, torch.Tenso
     return out, hashlib.sha256(file.read_bytes()).hexdigest()[:16]
 
 
-def _world_model_id(ws: Workspace, ref: str | None) -> str:
-    """The id `run_forecast` records for the world model (its manifest id, else a weights hash)."""
-    folder = Path(ref) if ref else DEMO_MODEL
-    if ref is None and not (folder / "config.json").is_file():
-        raise BadInput(f"--model: the demo weights are missing from {DEMO_MODEL}; pass --model NAME (gdrive train-forecaster)")
-    if not (folder / "config.json").is_file():
-        folder = find_artifact(ws, "model", ref, "--model").path
-    weights = folder / "forecaster.safetensors"
-    if not weights.is_file():
-        raise BadInput(f"--model '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
-                       f"`gdrive train-forecaster --stage predict --init {ref}`")
-    return (read_manifest(folder) or {}).get("id") or hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-
-
 def _video_model_id(folder: Path) -> str:
     """A finetune-video artifact's id; for a loose folder, a digest of its files' names, sizes and times
     (hashing gigabytes of weights on every run would cost more than the check is worth)."""
@@ -264,18 +250,17 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     resolution = _check_resolution(req.resolution, config)
     views = config.multiview.views if config else OFFICIAL_VIEWS
 
-    if req.speed is not None and not (math.isfinite(req.speed) and 0 <= req.speed <= 60):
-        raise BadInput(f"--speed {req.speed}: must be a number of m/s between 0 and 60")
+    check_speed(req.speed)
     ds = OccDataset.open(req.dataset, ws.root)
     names = ds.scene_names()
     if not names:
         raise BadInput(f"--dataset {ds.name}: holds no scenes; make one with `gdrive prepare-occ`")
     scene = ds.scene(req.scene or names[0])
-    start = min(PAST, scene.num_frames - 1)  # as run_forecast: the first keyframe with 3 past frames
+    start = default_start(scene)  # where run_forecast starts
     horizon = forecast_horizon(req.frames)
     poses, traj_desc = _trajectory(req, scene, start, horizon)
     _check_rig(scene, views)
-    inputs = {"dataset": ds.id, "world_model": _world_model_id(ws, req.model)}
+    inputs = {"dataset": ds.id, "world_model": world_model_id(world_model_folder(ws, req.model))}
 
     id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": horizon,
                  "poses": np.round(poses, 6).tolist(), "frames": req.frames, "fps": FPS,

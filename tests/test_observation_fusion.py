@@ -15,7 +15,7 @@ from pipelines.metrics.ego_motion import warp_occupancy
 from pipelines.occworld.configs import CONFIGS
 from pipelines.occworld.distributed import DistInfo
 from pipelines.occworld.forecast_stage import forecaster_stage
-from pipelines.occworld.observation_fusion import ObservationFusion, accumulated_poses, warp_labels
+from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
 from pipelines.occworld.trainer import TrainSettings, train
 from pipelines.occworld.world_model import WorldModel
 from tests.helpers import run_cli, write_occ_folder
@@ -69,7 +69,7 @@ def test_accumulated_poses_chain_the_steps():
     assert torch.allclose(moved[0, 2], step @ step @ step, atol=1e-6)
 
 
-def test_head_starts_as_identity_and_the_model_decodes_through_it():
+def test_head_starts_with_the_decoded_labels_and_the_model_decodes_through_it():
     torch.manual_seed(0)
     cfg = CONFIGS["debug"]
     cfg = dataclasses.replace(cfg, forecaster=dataclasses.replace(cfg.forecaster, observation_fusion=True))
@@ -77,11 +77,20 @@ def test_head_starts_as_identity_and_the_model_decodes_through_it():
     lat = torch.randn(1, *model.vae_latent_shape)
     current = torch.randint(0, 18, (1, *GRID_SHAPE))
     moved = torch.eye(4)[None]
+    head = model.forecaster.obs_fusion
     with torch.no_grad():
-        assert torch.allclose(model.decode_future(lat, current, moved), model.vae.decode(lat))
-        model.forecaster.obs_fusion.out.bias[3] = 50.0  # a head that votes class 3 everywhere
-        assert bool((model.decode_future(lat, current, moved).argmax(1) == 3).all())
-    assert ObservationFusion(18).out.weight.abs().sum() == 0
+        decoded = model.vae.decode(lat).argmax(1)
+        assert torch.equal(model.decode_future(lat, current, moved).argmax(1), decoded)
+        # Rows where the observation says traffic cone (8) and was inside the grid now vote cone.
+        rows = head.context(torch.arange(18), torch.full((18,), 8), torch.ones(18, dtype=torch.bool))
+        head.table[rows, 8] = 50.0
+        fused = model.decode_future(lat, current, moved).argmax(1)
+        assert torch.equal(fused, torch.where(current == 8, 8, decoded))
+        # A voxel's logits are exactly its table row.
+        logits = torch.randn(5, 18)
+        warped, inside = torch.tensor([0, 8, 17, 3, 8]), torch.tensor([True, True, False, True, False])
+        rows = (logits.argmax(1) * 18 + warped) * 2 + inside.long()
+        assert torch.equal(head.fuse_voxels(logits, warped, inside), head.table[rows])
 
 
 def test_fuse_stage_trains_only_the_head_and_uses_the_observation(capsys, tmp_path):
@@ -94,7 +103,7 @@ def test_fuse_stage_trains_only_the_head_and_uses_the_observation(capsys, tmp_pa
     model = WorldModel(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     stage = forecaster_stage("fuse", model, cache, CPU, 40, 0, train_windows=[0])
-    out = train(stage, TrainSettings(steps=40, batch_size=1, lr=1e-2, ema=False, ckpt_every=0, seed=0),
+    out = train(stage, TrainSettings(steps=40, batch_size=1, lr=0.1, ema=False, ckpt_every=0, seed=0),
                 tmp_path / "run", {}, CPU, DistInfo())
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}

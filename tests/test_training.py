@@ -10,7 +10,7 @@ from pipelines.errors import BadInput
 from pipelines.occworld.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pipelines.occworld.configs import CONFIGS
 from pipelines.occworld.distributed import DistInfo
-from pipelines.occworld.trainer import TrainSettings, batch_indices, train
+from pipelines.occworld.trainer import Stage, TrainSettings, batch_indices, train
 from pipelines.occworld.vae import TriplaneVAE
 from pipelines.occworld.vae_stage import vae_stage
 from tests.helpers import run_cli, write_occ_folder
@@ -88,3 +88,23 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(cache, tmp_path):
         assert torch.equal(a, b)
     assert full["losses"] == resumed["losses"]
     assert np.isfinite(full["losses"]).all()
+
+
+def test_ema_copy_keeps_frozen_weights_exactly(tmp_path):
+    """A stage that freezes part of the model publishes that part bit for bit: averaging a constant
+    with decay d (d * w + (1 - d) * w) would drift by rounding."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 1))
+    net[0].requires_grad_(False)
+    frozen = net[0].weight.detach().clone()
+    data = torch.randn(32, 64)
+
+    def loss(model, batch, step):
+        value = model(batch["x"]).pow(2).mean()
+        return value, {}
+
+    stage = Stage(net, 32, lambda idx: {"x": data[torch.as_tensor(idx)]}, loss)
+    out = train(stage, TrainSettings(steps=300, batch_size=4, lr=1e-2, ema=True, ckpt_every=0, seed=0),
+                tmp_path / "run", {}, torch.device("cpu"), DistInfo())
+    assert torch.equal(out["ema"][0].weight, frozen)
+    assert not torch.equal(out["ema"][1].weight, net[1].weight)  # the trained part is averaged

@@ -50,10 +50,9 @@ class ForecasterConfig:
     # each step from the current latent warped by the driving ego step and learn a residual
     # (latent_warp.py). Not in the paper; adds one per-channel residual scale.
     motion_prior: str = "none"
-    # Observation fusion (observation_fusion.py, not in the paper): a per-voxel head corrects each
-    # decoded forecast frame with the current observation warped to the frame's ego pose.
+    # Observation fusion (observation_fusion.py, not in the paper): a per-voxel table turns each
+    # decoded forecast frame and the current observation warped to the frame's ego pose into logits.
     observation_fusion: bool = False
-    fusion_hidden: int = 32
 
 
 @dataclass(frozen=True)

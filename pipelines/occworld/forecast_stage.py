@@ -4,7 +4,9 @@ predict: VAE frozen; β-weighted per-step latent MSE + 0.01·trajectory + 1.0·r
          sampling p = exp(-2.5·it/total). Latents of the frozen VAE (posterior means) are computed
          once per frame and kept in memory, since they cannot change.
 e2e:     VAE unfrozen (dropout 0); per future frame class-weighted CE + Lovász-softmax on the
-         decoded logits (valid frames only) + 0.01·trajectory + 1.0·rotation; same sampling.
+         decoded logits (valid frames only) + 0.01·trajectory + 1.0·rotation; same sampling. The
+         observation-fusion head, if any, stays frozen (it reads the decoded class through argmax,
+         so no gradient would pass it); run `fuse` after `e2e` to refit it to the new decoder.
 fuse:    (not in GenieDrive) VAE and forecaster frozen; only the observation-fusion head trains
          (fuse_stage.py).
 """
@@ -20,7 +22,6 @@ from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
 from pipelines.occworld.fuse_stage import fusion_stage
 from pipelines.occworld.losses import BETA, CLASS_WEIGHTS, lovasz_softmax, rotation_loss, trajectory_loss
-from pipelines.occworld.observation_fusion import accumulated_poses
 from pipelines.occworld.trainer import Stage
 from pipelines.occworld.world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                                             window_steps)
@@ -87,13 +88,11 @@ def forecast_losses(model: WorldModel, batch: dict, latents: torch.Tensor, teach
     ce = pred_lat.new_zeros(())
     lov = pred_lat.new_zeros(())
     occ = batch["occ"][:, PAST + 1:]
-    current = batch["occ"][:, PAST]
-    moved = accumulated_poses(steps[:, PAST:])
     for i in range(pred_lat.shape[1]):
         keep = valid[:, i]
         if not bool(keep.any()):
             continue
-        logits = model.decode_future(pred_lat[keep, i], current[keep], moved[keep, i])
+        logits = model.vae.decode(pred_lat[keep, i])
         ce = ce + F.cross_entropy(logits, occ[keep, i], weight=weights)
         lov = lov + lovasz_softmax(logits.softmax(1), occ[keep, i])
     out["ce"], out["lovasz"] = ce, lov
@@ -120,13 +119,15 @@ def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: 
                      seed: int, validate=None, train_windows: np.ndarray | None = None) -> Stage:
     """A trainer Stage for `predict` or `e2e` over the dataset's train windows."""
     if stage == "fuse":
-        return fusion_stage(model, cache, device, seed, PAST, FUTURE, train_windows)
+        return fusion_stage(model, cache, device, seed, PAST, FUTURE, train_windows, validate)
     windows = ForecastWindows(cache, PAST, FUTURE, split="train" if "train" in cache.scene_splits else None)
     items = np.arange(len(windows)) if train_windows is None else np.asarray(train_windows)
     if len(items) == 0:
         raise BadInput("--dataset: no training windows (no scene in the train split has a frame); prepare more scenes")
     if stage == "predict":
         model.vae.requires_grad_(False)
+    if model.forecaster.obs_fusion is not None:  # refit by `fuse`; see the module docstring
+        model.forecaster.obs_fusion.requires_grad_(False)
     latents = FrozenLatents(model.vae, cache, device) if stage == "predict" else None
     objective = ForecastObjective(model, stage, latents)
 

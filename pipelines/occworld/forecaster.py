@@ -174,7 +174,7 @@ class Forecaster(nn.Module):
         if cfg.motion_prior == "warp":
             self.residual_scale = nn.Parameter(torch.zeros(d))
         # Applied after the VAE decodes a forecast (WorldModel.decode_future), not in `step`.
-        self.obs_fusion = ObservationFusion(NUM_CLASSES, cfg.fusion_hidden) if cfg.observation_fusion else None
+        self.obs_fusion = ObservationFusion(NUM_CLASSES) if cfg.observation_fusion else None
 
     def _pos(self) -> torch.Tensor:
         """[ROWS * COLS, C] row ‖ column embedding."""

@@ -87,6 +87,7 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
     model = stage.model.to(device)
     params = stage.params(model) if stage.params else [p for p in model.parameters() if p.requires_grad]
     opt = stage.optimizer(params) if stage.optimizer else torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    trained = {id(p) for p in params}
     ema = copy.deepcopy(model).eval() if settings.ema else None
     if ema is not None:
         for p in ema.parameters():
@@ -126,7 +127,10 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
                 d = ema_decay(step)
                 with torch.no_grad():
                     for pe, pm in zip(ema.parameters(), model.parameters()):
-                        pe.mul_(d).add_(pm.detach(), alpha=1.0 - d)
+                        if id(pm) in trained:
+                            pe.mul_(d).add_(pm.detach(), alpha=1.0 - d)
+                        else:  # frozen: an average of equal values would still drift by rounding
+                            pe.copy_(pm)
                     for be, bm in zip(ema.buffers(), model.buffers()):
                         be.copy_(bm)
             value = float(all_reduce_mean(loss.detach(), info))

@@ -83,15 +83,20 @@ def write_scene_previews(semantics: np.ndarray, ego_to_global: np.ndarray, png: 
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """H.264 MP4 through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg needed)."""
+    """H.264 MP4 through the ffmpeg binary that imageio-ffmpeg ships (no system ffmpeg needed).
+
+    yuv420p stores colour at half resolution, so libx264 cannot encode an odd width or height (it
+    left an unreadable file): such frames get one repeated edge row / column at the bottom / right.
+    """
     import imageio_ffmpeg
 
     h, w = frames[0].shape[:2]
+    pad = ((0, h % 2), (0, w % 2), (0, 0))
     writer = imageio_ffmpeg.write_frames(
-        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=7,
+        str(path), (w + w % 2, h + h % 2), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=7,
         macro_block_size=1, output_params=["-movflags", "+faststart"], ffmpeg_log_level="error",
     )
     writer.send(None)
     for f in frames:
-        writer.send(np.ascontiguousarray(f))
+        writer.send(np.ascontiguousarray(np.pad(f, pad, mode="edge") if h % 2 or w % 2 else f))
     writer.close()

@@ -90,7 +90,7 @@ def test_head_starts_with_the_decoded_labels_and_the_model_decodes_through_it():
         logits = torch.randn(5, 18)
         warped, inside = torch.tensor([0, 8, 17, 3, 8]), torch.tensor([True, True, False, True, False])
         rows = (logits.argmax(1) * 18 + warped) * 2 + inside.long()
-        assert torch.equal(head.fuse_voxels(logits, warped, inside), head.table[rows])
+        assert torch.equal(head.lookup(logits.argmax(1), warped, inside), head.table[rows])
 
 
 def test_fuse_stage_trains_only_the_head_and_uses_the_observation(capsys, tmp_path):

@@ -169,3 +169,17 @@ class OccDataset:
 
     def scenes(self, split: str | None = None) -> list[Scene]:
         return [self.scene(n) for n in self.scene_names(split)]
+
+
+def frame_range(text: str | None, n: int) -> range:
+    """`--frames a:b` over a sequence of `n` keyframes (default: all), for edit and render."""
+    if text is None:
+        return range(n)
+    try:
+        a, b = (int(v) if v.strip() else None for v in text.split(":"))
+    except ValueError:
+        raise BadInput(f"--frames '{text}': give a keyframe range a:b (e.g. 0:10)") from None
+    out = range(*slice(a, b).indices(n))
+    if len(out) == 0:
+        raise BadInput(f"--frames {text}: selects no keyframe of the {n} there are")
+    return out

@@ -39,10 +39,6 @@ class Placed:
         keep = (ijk[:, 2] >= 0) & (ijk[:, 2] < GRID_SHAPE[2])
         return Placed(ijk[keep], self.labels[keep])
 
-    def centroid(self) -> np.ndarray:
-        """[3] mean voxel centre in the ego frame (metres)."""
-        return voxel_centres(self.ijk).mean(axis=0)
-
 
 def box_pose(box: np.ndarray) -> np.ndarray:
     """[7] box -> 4x4 planar box->frame pose."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipelines.data.occ3d import CLASS_INDEX, FREE, RANGE_MIN, VOXEL_SIZE
+from pipelines.data.synthetic.config import BOX_BOTTOM_Z  # a fresh box stands as a synthetic one (seating then snaps it)
 from pipelines.edit.placement import Placed, corners, to_local, window_centres
 
 # Class-typical sizes (length along the heading, width, height; metres), close to the nuScenes
@@ -37,7 +38,6 @@ CLASS_SIZES: dict[str, tuple[float, float, float]] = {
     "truck": (6.9, 2.5, 2.9),
 }
 THING_NAMES = tuple(CLASS_SIZES)
-BOX_BOTTOM_Z = 0.1  # a fresh box's bottom above the ego origin's ground (seating then snaps it)
 
 
 @dataclass

@@ -28,8 +28,6 @@ SHAPES = ("auto", "box")
 class Remove:
     instance: str
 
-    flag = "--remove"
-
     def record(self) -> dict:
         return {"op": "remove", "instance": self.instance}
 
@@ -40,8 +38,6 @@ class Move:
     dx: float
     dy: float
     dyaw_deg: float = 0.0
-
-    flag = "--move"
 
     def record(self) -> dict:
         return {"op": "move", "instance": self.instance, "by": [self.dx, self.dy, self.dyaw_deg]}
@@ -55,8 +51,6 @@ class Insert:
     yaw_deg: float = 0.0
     speed: float = 0.0  # m/s along the heading
     from_frame: int | None = None  # None: the first frame of --frames
-
-    flag = "--insert"
 
     def record(self) -> dict:
         return {"op": "insert", "what": self.what, "at": [self.x, self.y, self.yaw_deg], "speed": self.speed,
@@ -141,17 +135,3 @@ def parse_edits(req: EditRequest) -> list[Edit]:
         raise BadInput("gdrive edit: give at least one of --remove ID, --move ID --by dx,dy, --insert CLASS --at x,y,yaw "
                        "(or --list to see the instances)")
     return edits
-
-
-def frame_range(text: str | None, n: int) -> range:
-    """`--frames a:b` over a scene of `n` keyframes (default: all)."""
-    if text is None:
-        return range(n)
-    try:
-        a, b = (int(v) if v.strip() else None for v in text.split(":"))
-    except ValueError:
-        raise BadInput(f"--frames '{text}': give a keyframe range a:b (e.g. 0:10)") from None
-    out = range(*slice(a, b).indices(n))
-    if len(out) == 0:
-        raise BadInput(f"--frames {text}: selects no keyframe of the scene's {n}")
-    return out

@@ -19,11 +19,11 @@ import dataclasses
 import numpy as np
 
 from pipelines.console import ui
-from pipelines.data.dataset import OccDataset, Scene
+from pipelines.data.dataset import OccDataset, Scene, frame_range
 from pipelines.data.prepare import check_dataset_name, summarise_scenes, write_scene
 from pipelines.edit.apply import EditableScene
 from pipelines.edit.instances import derive_table, rows
-from pipelines.edit.spec import EditRequest, frame_range, parse_edits
+from pipelines.edit.spec import EditRequest, parse_edits
 from pipelines.errors import BadInput
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import reusable_artifact

@@ -117,7 +117,7 @@ class ForecastObjective(torch.nn.Module):
 
 def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: torch.device, total_steps: int,
                      seed: int, validate=None, train_windows: np.ndarray | None = None) -> Stage:
-    """A trainer Stage for `predict` or `e2e` over the dataset's train windows."""
+    """A trainer Stage for `predict`, `e2e` or `fuse` (fuse_stage.py) over the dataset's train windows."""
     if stage == "fuse":
         return fusion_stage(model, cache, device, seed, PAST, FUTURE, train_windows, validate)
     windows = ForecastWindows(cache, PAST, FUTURE, split="train" if "train" in cache.scene_splits else None)

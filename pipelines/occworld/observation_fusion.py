@@ -91,13 +91,12 @@ class ObservationFusion(nn.Module):
     def forward(self, logits: torch.Tensor, warped: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """logits [B, C, X, Y, Z]; warped [B, X, Y, Z] labels; inside [B, X, Y] -> [B, C, X, Y, Z]."""
         flag = inside.unsqueeze(-1).expand(warped.shape)
-        ctx = self.context(logits.argmax(1), warped, flag)  # [B, X, Y, Z]
-        return self.table[ctx].permute(0, 4, 1, 2, 3)
+        return self.lookup(logits.argmax(1), warped, flag).permute(0, 4, 1, 2, 3)
 
-    def fuse_voxels(self, logits: torch.Tensor, warped: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
-        """The same per voxel: logits [N, C]; warped [N] labels; inside [N] bool -> [N, C]."""
-        return self.table[self.context(logits.argmax(1), warped, inside)]
+    def lookup(self, decoded: torch.Tensor, warped: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+        """Logits [..., C] for decoded and warped labels and the inside flag, all of one shape [...]."""
+        return self.table[self.context(decoded, warped, inside)]
 
     def context(self, decoded: torch.Tensor, warped: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
         """Row index of the table for labels decoded, warped (same shape) and the inside flag."""
-        return (decoded * self.num_classes + warped.long()) * 2 + inside.long()
+        return (decoded.long() * self.num_classes + warped.long()) * 2 + inside.long()

@@ -64,7 +64,7 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
         model = WorldModel(cfg)
         model.vae.load_state_dict(init.vae.state_dict())
         if req.stage != "predict":
-            # An init model without a fusion head leaves the new head at its identity start.
+            # An init model without a fusion head leaves the new head at its start (the decoded labels).
             missing, unexpected = model.forecaster.load_state_dict(init.forecaster.state_dict(), strict=False)
             assert not unexpected and all(k.startswith("obs_fusion.") for k in missing), (missing, unexpected)
         cache = open_cache(ds)

@@ -142,21 +142,31 @@ def render_cameras(semantics, cameras, width: int, height: int, device="cpu", eg
 
 
 @lru_cache(maxsize=4)
+def _pixel_directions(k_bytes: bytes, width: int, height: int) -> np.ndarray:
+    """Camera-frame pixel-centre ray directions of all views scaled to unit z: [V, 3, H*W] float64.
+    Cached on the intrinsics alone: they do not change from frame to frame, the pose does."""
+    ks = np.frombuffer(k_bytes, dtype=np.float64).reshape(-1, 3, 3)
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    pix = np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
+    out = []
+    for k in ks:
+        d = np.linalg.solve(k, pix)
+        out.append(d / d[2])
+    return np.stack(out)
+
+
+@lru_cache(maxsize=4)
 def _inverse_rays(k_bytes: bytes, rot_bytes: bytes, width: int, height: int, device: str) -> torch.Tensor:
     """Per-axis reciprocals of the ego-frame pixel-centre ray directions of all views: [3, V*H*W].
 
     Directions are scaled to unit camera z, so a ray parameter is the depth along the optical axis.
     A zero component gives inf, which the slab test handles (a ray lying in a face plane misses).
-    Cached: a rig at a fixed pose reuses its tables from frame to frame.
+    Cached: a rig at a fixed pose reuses its tables from frame to frame; a moving one only rotates
+    the cached camera-frame directions.
     """
-    ks = np.frombuffer(k_bytes, dtype=np.float64).reshape(-1, 3, 3)
     rots = np.frombuffer(rot_bytes, dtype=np.float64).reshape(-1, 3, 3)
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    pix = np.stack([u.ravel(), v.ravel(), np.ones(u.size)])
-    out = []
-    for k, rot in zip(ks, rots):
-        d = np.linalg.solve(k, pix)
-        out.append(torch.as_tensor(rot @ (d / d[2]), dtype=torch.float32, device=device))
+    dirs = _pixel_directions(k_bytes, width, height)
+    out = [torch.as_tensor(rot @ d, dtype=torch.float32, device=device) for rot, d in zip(rots, dirs)]
     return torch.cat(out, dim=1).reciprocal_()
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.spatial.transform import Rotation, Slerp
 
 from pipelines.console import ui
-from pipelines.data.dataset import OccDataset
+from pipelines.data.dataset import OccDataset, frame_range
 from pipelines.data.occ3d import load_labels, npz_bytes
 from pipelines.data.preview import write_mp4
 from pipelines.data.rig import Rig, default_rig, read_rig_file
@@ -45,7 +45,6 @@ from pipelines.store.artifacts import find_artifact
 
 SCHEMA = 1
 KEYFRAME_HZ = 2.0
-DEFAULT_RESOLUTION = (256, 512)  # height, width: the video resolution
 
 
 @dataclass
@@ -88,19 +87,6 @@ def parse_resolution(text: str) -> tuple[int, int]:
     if h <= 0 or w <= 0:
         raise BadInput(f"--resolution {text}: height and width must be positive, e.g. 256x512")
     return h, w
-
-
-def _keyframe_slice(text: str | None, n: int) -> slice:
-    if text is None:
-        return slice(0, n)
-    try:
-        a, b = (int(v) if v else None for v in text.split(":"))
-    except ValueError:
-        raise BadInput(f"--frames '{text}': give a keyframe range a:b (e.g. 0:10)") from None
-    s = slice(a, b)
-    if len(range(*s.indices(n))) == 0:
-        raise BadInput(f"--frames {text}: selects no keyframe of the {n} in the source")
-    return s
 
 
 def _occ_folder(ws: Workspace, ref: str) -> Path:
@@ -202,7 +188,7 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
     seq = open_sequence(ws, req)
     names = [c.strip() for c in req.cameras.split(",") if c.strip()] if req.cameras else [c.name for c in seq.rig.cameras]
     cams = [seq.rig.camera(n) for n in names]  # unknown names exit 2 listing the rig's cameras
-    keys = list(range(len(seq.tokens)))[_keyframe_slice(req.frames, len(seq.tokens))]
+    keys = list(frame_range(req.frames, len(seq.tokens)))
     fps = KEYFRAME_HZ * req.repeat if req.repeat else req.fps
     plan = output_frames(seq, keys, req.fps, req.repeat)
     scaled = [c.scaled(width, height) for c in cams]

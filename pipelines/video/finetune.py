@@ -23,11 +23,6 @@ def make_optimizer(model: MultiViewWanTransformer, optim: OptimSpec, lr: float |
     return torch.optim.AdamW(params, lr=optim.lr if lr is None else lr, weight_decay=optim.weight_decay, eps=optim.eps)
 
 
-def make_lr_schedule(optimizer: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup over `warmup_steps`, then constant."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / max(1, warmup_steps)))
-
-
 def set_gradient_checkpointing(model: MultiViewWanTransformer, enabled: bool) -> None:
     """Recompute block activations in backward (blocks and multi-view modules): less memory, ~30% slower."""
     if enabled:
@@ -68,7 +63,6 @@ def finetune_step(
     config: VideoConfig,
     *,
     generator: torch.Generator | None = None,
-    lr_schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     grad_clip: float | None = None,
     autocast_dtype: torch.dtype | None = None,
     noise: torch.Tensor | None = None,
@@ -88,6 +82,4 @@ def finetune_step(
     clip = config.optim.grad_clip if grad_clip is None else grad_clip
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
-    if lr_schedule is not None:
-        lr_schedule.step()
     return StepResult(float(loss.detach()), float(grad_norm), optimizer.param_groups[0]["lr"])

@@ -138,7 +138,7 @@ def camera_tracks(ds: OccDataset, scenes: list[str], views: tuple[str, ...]) -> 
             if token is None:
                 raise BadInput(f"{source.table_root / 'sample_data.json'}: scene '{name}' has no {view} images; "
                                "fine-tuning needs all six cameras")
-            times, paths = source.camera_images(name, view, token, end_us)
+            times, paths = source.camera_images(name, token, end_us)
             out[name][view] = CameraTrack(np.asarray(times, np.int64), paths)
     return out
 

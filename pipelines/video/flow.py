@@ -106,15 +106,15 @@ def sample_latents(model: MultiViewWanTransformer, condition: torch.Tensor, firs
     if use_cfg:
         negative = torch.zeros_like(context) if negative_context is None else negative_context
         # [pos groups | neg groups]: each half is still whole V-view groups for the multi-view layers
-        context_in = torch.cat([context, negative.to(context)])
+        context_in = torch.cat([context, negative.to(context)]).to(dtype)
         cond_in = torch.cat([condition, condition]).to(dtype)
         first_in = torch.cat([first, first]).to(dtype)
     else:
-        context_in, cond_in, first_in = context, condition.to(dtype), first.to(dtype)
+        context_in, cond_in, first_in = context.to(dtype), condition.to(dtype), first.to(dtype)
     for t in scheduler.timesteps:
         x_in = torch.cat([x, x]) if use_cfg else x
         t_in = t.expand(x_in.shape[0]).to(x.device)
-        v = model(model_input(x_in.to(dtype), cond_in, first_in), t_in, context_in.to(dtype),
+        v = model(model_input(x_in.to(dtype), cond_in, first_in), t_in, context_in,
                   return_dict=False)[0].float()
         if use_cfg:
             v_pos, v_neg = v.chunk(2)

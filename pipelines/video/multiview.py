@@ -17,6 +17,8 @@ scale of the pretrained stream whatever the new (randomly initialised) attention
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from diffusers.models.embeddings import get_1d_rotary_pos_embed
 from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnProcessor
@@ -56,8 +58,10 @@ def match_statistics(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (y - mean_y) * std_x / (std_y + STD_EPS) + mean_x
 
 
+@lru_cache(maxsize=8)
 def rope_1d(length: int, head_dim: int, device: torch.device, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotary (cos, sin) for positions 0..length-1, shaped [1, length, 1, head_dim] as WanAttention expects."""
+    """Rotary (cos, sin) for positions 0..length-1, shaped [1, length, 1, head_dim] as WanAttention expects.
+    Cached: every multi-view call of a forward pass needs the same table (built on the CPU, then copied)."""
     cos, sin = get_1d_rotary_pos_embed(head_dim, length, theta, use_real=True, repeat_interleave_real=True,
                                        freqs_dtype=torch.float64)
     return cos[None, :, None].to(device), sin[None, :, None].to(device)
@@ -91,8 +95,8 @@ class NormalizedMultiViewAttention(nn.Module):
         seqs = to_row_sequences(x, self.num_views, grid)
         y = self.attend(seqs)
         # statistics in float32: bf16 std over ~10^5 elements is too coarse for the division
-        y_matched = match_statistics(y.float(), seqs.float())
-        out = seqs.float() + self.eta * y_matched
+        seqs32 = seqs.float()  # one fp32 copy of the input, for the statistics and the sum
+        out = seqs32 + self.eta * match_statistics(y.float(), seqs32)
         return from_row_sequences(out.type_as(x), self.num_views, grid)
 
 

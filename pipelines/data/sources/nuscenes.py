@@ -399,7 +399,7 @@ class NuScenesSource:
             raise BadInput(f"{self._table('scene')}: scene '{scene_name}' has no first sample; the table is corrupt")
         return out
 
-    def camera_images(self, scene_name: str, channel: str, first_token: str, end_us: float) -> tuple[list[int], list[Path]]:
+    def camera_images(self, scene_name: str, first_token: str, end_us: float) -> tuple[list[int], list[Path]]:
         """Every image of one camera (keyframes and sweeps) from the one just before the keyframe
         `first_token` (it may be nearer to the scene's start) up to `end_us`: (timestamps µs, paths)."""
         first = self._get("sample_data", first_token, f"scene '{scene_name}'")

@@ -7,8 +7,11 @@ lists exactly this table. Exit codes: 0 success, 2 bad usage or input (one line,
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable
 
@@ -69,6 +72,28 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+class Terminated(BaseException):
+    """SIGTERM (`kill`, `timeout`, a scheduler): unwinds like Ctrl-C, so temporaries are removed."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+def _fail(opts: options.GlobalOptions, command: str | None, message: str, code: int) -> int:
+    """One line on stderr; with --json also one JSON object on stdout, so scripts always get one."""
+    print(f"error: {message}", file=sys.stderr)
+    if opts.json:
+        sys.stdout.write(json.dumps({"command": command, "error": message, "exit_code": code}) + "\n")
+    return code
+
+
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or type(exc).__name__} (OSError {exc.errno}); check the disk and permissions " \
+           "and run again (--debug for the traceback)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -80,35 +105,43 @@ def main(argv: list[str] | None = None) -> int:
         opts.quiet, opts.json = True, False
     options.state.__dict__.update(vars(opts))  # in place: command modules hold this object
     ui.configure(quiet=opts.quiet)
+    command = next((a for a in rest if a in COMMANDS), None)
     cmd = typer.main.get_command(build_app())
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
-        cmd.main(args=rest, prog_name="gdrive", standalone_mode=False)
-        return 0
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
+        rv = cmd.main(args=rest, prog_name="gdrive", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0  # typer.Exit and Ctrl-C come back as a return code
+        if code == 130:  # typer turns KeyboardInterrupt into Exit(130); cleanup has run as it unwound
+            return _fail(opts, command, "interrupted", 130)
+        return code
     except NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx is not None else "see gdrive --help")
         return 0
     except UsageError as exc:
         where = f"gdrive {exc.ctx.info_name}" if exc.ctx is not None and exc.ctx.info_name != "gdrive" else "gdrive"
-        print(f"error: {_one_line(exc.format_message()).rstrip('.')}; see '{where} --help'", file=sys.stderr)
-        return 2
+        return _fail(opts, command, f"{_one_line(exc.format_message()).rstrip('.')}; see '{where} --help'", 2)
     except typer.Abort:
-        print("error: aborted", file=sys.stderr)
-        return 130
+        return _fail(opts, command, "aborted", 130)
     except GdriveError as exc:
         if opts.debug:
             traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(opts, command, _one_line(exc), exc.exit_code)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        return _fail(opts, command, "interrupted", 130)
+    except Terminated:
+        return _fail(opts, command, "terminated (SIGTERM)", 143)
+    except OSError as exc:  # the environment: disk, permissions, a vanished file
+        if opts.debug:
+            traceback.print_exc()
+        return _fail(opts, command, _one_line(_os_error(exc)), 1)
     except Exception as exc:  # a bug or an environment failure: exit 1, one line unless --debug
         if opts.debug:
             traceback.print_exc()
-        print(f"error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _fail(opts, command, f"{type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback)", 1)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

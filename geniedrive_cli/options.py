@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_SEED
+from pipelines.store.artifacts import json_safe
 
 
 @dataclasses.dataclass
@@ -75,18 +77,22 @@ def _set(opts: GlobalOptions, key: str, value: str) -> None:
             opts.seed = int(value)
         except ValueError:
             raise BadInput(f"--seed '{value}': not an integer; pass a whole number such as --seed 0") from None
-        if opts.seed < 0:
-            raise BadInput(f"--seed {opts.seed}: must be >= 0")
+        if not 0 <= opts.seed <= MAX_SEED:
+            raise BadInput(f"--seed {opts.seed}: must be a whole number from 0 to {MAX_SEED:,} (2^32 - 1)")
     elif key == "--device":
         if not (value in ("auto", "cpu", "cuda") or (value.startswith("cuda:") and value[5:].isdigit())):
             raise BadInput(f"--device '{value}': use auto, cpu, cuda or cuda:N")
         opts.device = value
     else:
+        if not value.strip():
+            raise BadInput("--workspace '': empty; pass a folder (or leave the flag out for $GDRIVE_WORKSPACE, "
+                           "else ./gdrive-workspace)")
         opts.workspace = value
 
 
 def emit(result: dict[str, Any]) -> None:
-    """With --json, print the command's result as one JSON object on stdout."""
+    """With --json, print the command's result as one JSON object on stdout (always valid JSON:
+    a non-finite number is written as null)."""
     if state.json:
-        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        sys.stdout.write(json.dumps(json_safe(result), default=str, allow_nan=False) + "\n")
         sys.stdout.flush()

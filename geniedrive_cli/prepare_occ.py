@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.config_file import load_recipe, merge
+from geniedrive_cli.config_file import load_recipe, merge, option_types
 from geniedrive_cli.options import emit, state
 from pipelines.console import ui
 from pipelines.data.occ3d import CLASS_NAMES
@@ -39,7 +39,8 @@ def command(
     """
     flags = dict(source=source, name=name, scenes=scenes, frames=frames, dataroot=dataroot, version=version,
                  occ_root=occ_root, previews=previews, workers=workers, force=force or None, seed=state.seed)
-    cfg = merge(flags, load_recipe(config, set(DEFAULTS)), DEFAULTS)
+    types = option_types(PrepareRequest)
+    cfg = merge(flags, load_recipe(config, {k: types[k] for k in DEFAULTS}), DEFAULTS)
     req = PrepareRequest(**cfg)
     ws = Workspace.at(state.workspace)
     result, summary = prepare_occ(ws, req)

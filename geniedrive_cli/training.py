@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from geniedrive_cli.config_file import load_recipe, merge
+from geniedrive_cli.config_file import load_recipe, merge, option_types
 from geniedrive_cli.options import emit, state
 from pipelines.console import ui
 from pipelines.store import Workspace
@@ -32,7 +32,8 @@ def run_training_command(command: str, request_cls: type, run: Callable[[Workspa
     """Resolve `flags` (None = not given) over the recipe and the request's defaults, train, report."""
     defaults = {f.name: f.default for f in dataclasses.fields(request_cls) if f.name not in _GLOBAL_FIELDS}
     flags = {**flags, "resume": flags.get("resume") or None, "force": flags.get("force") or None}
-    cfg = merge(flags, load_recipe(recipe, set(defaults)), defaults)
+    types = option_types(request_cls)
+    cfg = merge(flags, load_recipe(recipe, {k: types[k] for k in defaults}), defaults)
     out = run(Workspace.at(state.workspace), request_cls(**cfg, seed=state.seed or 0, device=state.device))
     if out.get("metrics"):
         ui.info(", ".join(f"{k} {v:.2f}" for k, v in out["metrics"].items()))

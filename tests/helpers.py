@@ -98,3 +98,50 @@ def artifact_dirs(ws: Path, kind: str = "datasets") -> list[str]:
     """Everything under a kind folder except the lock folder (temp folders included)."""
     d = ws / kind
     return sorted(p.name for p in d.iterdir() if p.name != ".locks") if d.is_dir() else []
+
+
+def wait_for(predicate, timeout: float = 120.0, poll: float = 0.05) -> bool:
+    """Poll `predicate()` until it is true (True) or the time is up (False)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (children, grandchildren, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if fields[0] != "Z":  # zombies are gone, only not yet reaped
+            parents[int(entry.name)] = int(fields[1])
+    out, frontier = [], [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
+def temporaries(root: Path) -> list[str]:
+    """Every `.tmp-*` / `.old-*` folder anywhere under root."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir() and p.name.startswith((".tmp-", ".old-")))

@@ -98,7 +98,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path, ca
         assert r.code == 2, (case, r.err)
         assert len(r.err_lines) == 1, r.err
         assert BAD[case] in r.err_lines[0]
-        assert r.out == ""
+        assert r.json() == {"command": "prepare-occ", "error": r.err_lines[0][len("error: "):], "exit_code": 2}
     assert artifact_dirs(tmp_path / "ws") == ["keep"]
     assert (tmp_path / "ws" / "datasets" / "keep" / "manifest.json").read_bytes() == before
 
@@ -109,7 +109,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(capsys, tmp_path, ca
     (("--source", "occ-folder", "--dataroot", "/nonexistent/x"), "--dataroot /nonexistent/x: no such folder"),
     (("--scenes", "0"), "--scenes 0: must be a positive number"),
     (("--frames", "-3"), "--frames -3: must be a positive number"),
-    (("--name", "../evil"), "--name '../evil': use letters"),
+    (("--name", "../evil"), "--name '../evil': not a valid artifact name: a name is 1-120 characters of letters"),
 ])
 def test_bad_flags_exit_2(capsys, tmp_path, args, needle):
     r = run_cli(capsys, "prepare-occ", *args)

@@ -56,7 +56,7 @@ def test_two_process_cpu_ddp_trains_and_writes_one_checkpoint(tmp_path, dataset)
     lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
     assert len(lines) == 1 and lines[0]["steps"] == 2  # only rank 0 reports
     assert sorted(x.name for x in (ws / "models").iterdir() if not x.name.startswith(".")) == ["ddp"]
-    assert [x.name for x in (ws / "runs" / "ddp").iterdir()] == ["last"]
+    assert sorted(x.name for x in (ws / "runs" / "ddp").iterdir()) == [".lock", "last"]  # the run's lock stays
     state = json.loads((ws / "runs" / "ddp" / "last" / "state.json").read_text())
     assert state["step"] == 2 and len(state["losses"]) == 2
 

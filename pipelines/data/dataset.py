@@ -23,6 +23,7 @@ from pipelines.data.scene import Instance, SceneMeta
 from pipelines.errors import BadInput
 from pipelines.store import Workspace, find_artifact
 from pipelines.store.artifacts import read_manifest
+from pipelines.store.names import check_component, check_id
 
 
 @dataclass(frozen=True)
@@ -122,21 +123,26 @@ class Scene:
 class OccDataset:
     """A dataset artifact (`datasets/<name>/`) opened for reading."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, workspace: Workspace | None = None):
         self.root = Path(root)
         manifest = read_manifest(self.root)
         if manifest is None or manifest.get("kind") != "dataset":
             raise BadInput(f"{self.root}: not a gdrive dataset (no dataset manifest.json); make one with `gdrive prepare-occ`")
+        _check_manifest(manifest, self.root / "manifest.json")
         self.manifest = manifest
+        # Where derived artifacts (the packed cache) go: the workspace it was opened in, also for
+        # a dataset opened by a folder path elsewhere (nothing is written next to that folder).
+        self._workspace = workspace
         self._scenes: dict[str, Scene] = {}
 
     @classmethod
     def open(cls, ref: str, workspace: str | Path | None = None, flag: str = "--dataset") -> "OccDataset":
         """Open by name, id, id prefix or 'latest' in a workspace, or by a dataset folder path."""
+        ws = Workspace.at(workspace)
         p = Path(ref)
         if (p / "manifest.json").is_file():
-            return cls(p)
-        return cls(find_artifact(Workspace.at(workspace), "dataset", ref, flag).path)
+            return cls(p, ws)
+        return cls(find_artifact(ws, "dataset", ref, flag).path, ws)
 
     @property
     def id(self) -> str:
@@ -148,10 +154,10 @@ class OccDataset:
 
     @property
     def workspace(self) -> Workspace:
-        return Workspace(self.root.parent.parent)
+        return self._workspace if self._workspace is not None else Workspace(self.root.parent.parent)
 
     def scene_names(self, split: str | None = None) -> list[str]:
-        return [s["name"] for s in self.manifest["scenes"] if split is None or s["split"] == split]
+        return [s["name"] for s in self.manifest["scenes"] if split is None or s.get("split") == split]
 
     def scene(self, name: str) -> Scene:
         if name not in self._scenes:
@@ -169,6 +175,18 @@ class OccDataset:
 
     def scenes(self, split: str | None = None) -> list[Scene]:
         return [self.scene(n) for n in self.scene_names(split)]
+
+
+def _check_manifest(m: dict, where: Path) -> None:
+    """The parts of a dataset manifest that reading relies on (the id names the cache folder)."""
+    check_id(m.get("id"), str(where))
+    scenes = m.get("scenes")
+    if not isinstance(scenes, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("split", ""), str) for s in scenes):
+        raise BadInput(f"{where}: no valid 'scenes' list (each entry {{name, split}}); the manifest was edited or "
+                       "damaged, rebuild the dataset with `gdrive prepare-occ --force`")
+    for s in scenes:
+        check_component(s["name"], str(where), "scene name")
 
 
 def frame_range(text: str | None, n: int) -> range:

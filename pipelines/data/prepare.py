@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing as mp
-import re
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +24,13 @@ from pipelines.data.occ3d import CLASS_NAMES, NUM_CLASSES, instances_npz_bytes, 
 from pipelines.data.preview import write_scene_previews
 from pipelines.data.scene import SceneData
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_SEED, MAX_SYNTHETIC_FRAMES, MEMORY_SHARE, available_memory, check_int, check_memory
 from pipelines.store import Workspace, publish
+from pipelines.store.names import check_name, inside
+from pipelines.workers import die_with_parent, worker_pool
 
 DATASET_SCHEMA = 1
+MAX_SCENES = 100_000
 SOURCES = ("synthetic", "nuscenes", "occ-folder")
 
 
@@ -53,13 +54,13 @@ def _open_source(req: PrepareRequest):
     """Validate the request and open its source (raises BadInput before anything is written)."""
     if req.source not in SOURCES:
         raise BadInput(f"--source '{req.source}': unknown source; choose one of {', '.join(SOURCES)}")
-    if req.scenes is not None and req.scenes <= 0:
-        raise BadInput(f"--scenes {req.scenes}: must be a positive number of scenes")
+    if req.scenes is not None:
+        check_int(req.scenes, "--scenes", 1, MAX_SCENES)
     if req.source == "synthetic":
         from pipelines.data.sources.synthetic import SyntheticSource
 
-        if req.frames <= 0:
-            raise BadInput(f"--frames {req.frames}: must be a positive number of keyframes")
+        check_int(req.frames, "--frames", 1, MAX_SYNTHETIC_FRAMES)
+        check_int(req.seed, "--seed", 0, MAX_SEED)
         return SyntheticSource(req.seed, req.scenes or 4, req.frames, req.synthetic)
     if not req.dataroot:
         raise BadInput(f"--dataroot: required for --source {req.source}; point it at the {req.source} folder")
@@ -77,14 +78,15 @@ def _open_source(req: PrepareRequest):
 def write_scene(tmp: Path, data: SceneData, previews: bool) -> dict:
     """Write one scene's files under the artifact's temporary folder; return its summary."""
     meta = data.meta
-    scene_gts = tmp / "gts" / meta.name
+    meta.validate(f"scene '{meta.name}'")  # its name and tokens become paths: never '..' or '/'
+    scene_gts = inside(tmp, Path("gts") / meta.name)
     for t, token in enumerate(meta.tokens):
-        d = scene_gts / token
+        d = inside(scene_gts, token)
         d.mkdir(parents=True, exist_ok=True)
         (d / "labels.npz").write_bytes(labels_npz_bytes(data.semantics[t], data.mask_lidar[t], data.mask_camera[t]))
         if data.instances is not None:
             (d / "instances.npz").write_bytes(instances_npz_bytes(data.instances[t]))
-    sdir = tmp / "scenes" / meta.name
+    sdir = inside(tmp, Path("scenes") / meta.name)
     sdir.mkdir(parents=True, exist_ok=True)
     (sdir / "scene.json").write_text(json.dumps(meta.to_dict(), indent=1) + "\n")
     if previews:
@@ -103,13 +105,30 @@ def write_scene(tmp: Path, data: SceneData, previews: bool) -> dict:
     }
 
 
+def expect_scene_files(writer, scenes: list[dict], previews: bool) -> None:
+    """Tell the writer every file the scenes' summaries promise, so the publish checks they are all
+    there before the manifest is written (worker processes wrote them, not the writer)."""
+    for s in scenes:
+        name = s["name"]
+        record = Path("scenes") / name / "scene.json"
+        writer.expect([record] + ([f"previews/{name}.png", f"previews/{name}.mp4"] if previews else []))
+        try:
+            tokens = json.loads((writer.tmp / record).read_text())["frame_tokens"]
+        except (OSError, ValueError, KeyError):
+            continue  # the missing record is what the check reports
+        for token in tokens:
+            writer.expect([Path("gts") / name / token / "labels.npz"]
+                          + ([Path("gts") / name / token / "instances.npz"] if s["has_instance_grids"] else []))
+
+
 # Worker processes: the source object is sent once per worker at start-up.
 _WORKER_SOURCE = None
 
 
-def _init_worker(source) -> None:
+def _init_worker(source, parent: int) -> None:
     global _WORKER_SOURCE
     _WORKER_SOURCE = source
+    die_with_parent(parent)
     try:  # one thread per worker process: the processes are the parallelism
         import numba
 
@@ -140,7 +159,7 @@ def summarise_scenes(scenes: list[dict]) -> dict:
 def prepare_occ(ws: Workspace, req: PrepareRequest):
     """Run the stage; returns (PublishResult, summary dict)."""
     if req.name is not None:
-        check_dataset_name(req.name)
+        check_name(req.name)
     source = _open_source(req)
     names = source.scene_names
     if req.scenes is not None and req.source != "synthetic":
@@ -149,11 +168,11 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
         source.check_occupancy(names)
     id_fields = {"source": req.source, "scenes": names, **source.id_fields()}
     name = req.name or f"{req.source}-{_short(id_fields)}"
-    check_dataset_name(name)
+    check_name(name)
     config = {**dataclasses.asdict(req), "name": name, "scene_names": names, "resolved_source": source.id_fields()}
+    workers = _worker_count(req.workers, len(names), source)
 
     def build(writer) -> dict:
-        workers = _worker_count(req.workers, len(names), source)
         summaries: dict[str, dict] = {}
         with ui.progress(f"prepare-occ {name}", len(names)) as bar:
             if workers <= 1:
@@ -161,12 +180,12 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
                     summaries[n] = write_scene(writer.tmp, source.load(n), req.previews)
                     bar.advance(status=n)
             else:
-                ctx = mp.get_context("spawn")  # never fork a process that may hold threads
-                with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(source,)) as ex:
-                    for s in ex.map(_work, [(str(writer.tmp), n, req.previews) for n in names]):
+                with worker_pool(workers, _init_worker, (source, os.getpid())) as pool:
+                    for s in pool.map(_work, [(str(writer.tmp), n, req.previews) for n in names]):
                         summaries[s["name"]] = s
                         bar.advance(status=s["name"])
         scenes = [summaries[n] for n in names]
+        expect_scene_files(writer, scenes, req.previews)
         return {"summary": summarise_scenes(scenes), "scenes": scenes}
 
     result = publish(ws, "dataset", "prepare-occ", DATASET_SCHEMA, name, config, id_fields, {}, build, req.force)
@@ -179,17 +198,27 @@ def _short(obj) -> str:
     return artifact_id("name", 0, obj)[:6]
 
 
-def check_dataset_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
-        raise BadInput(f"--name '{name}': use letters, digits, '.', '_' and '-' (starting with a letter or digit)")
+# Memory one worker holds while it builds a scene: five [T, 200, 200, 16] grids (semantics, two
+# masks, instances at 2 bytes) plus the interpreter and its libraries (~530 MB measured).
+WORKER_BASE_BYTES = 600 * 2**20
+FRAME_BYTES = 5 * 200 * 200 * 16
 
 
 def _worker_count(requested: int | None, n_scenes: int, source) -> int:
+    """Worker processes: --workers (bounded by the cores and by memory), else one per core within
+    the memory available and the source's own cap."""
+    cores = os.cpu_count() or 1
+    per_worker = WORKER_BASE_BYTES + getattr(source, "frames_per_scene", 40) * FRAME_BYTES
     if requested is not None:
-        if requested <= 0:
-            raise BadInput(f"--workers {requested}: must be at least 1")
-        return min(requested, n_scenes)
+        check_int(requested, "--workers", 1, 4 * cores)
+        workers = min(requested, n_scenes)
+        if workers > 1:
+            check_memory(workers * per_worker, f"{workers} worker processes", f"--workers {requested}",
+                         "pass fewer --workers")
+        return workers
     if not getattr(source, "parallel", False):
         return 1
-    cap = getattr(source, "max_default_workers", None) or os.cpu_count() or 1
-    return max(1, min(os.cpu_count() or 1, cap, n_scenes))
+    cap = getattr(source, "max_default_workers", None) or cores
+    free = available_memory()
+    by_memory = cores if free is None else int(MEMORY_SHARE * free // per_worker)
+    return max(1, min(cores, cap, n_scenes, by_memory))

@@ -7,6 +7,7 @@ for synthetic worlds; real logs carry their own calibration into `scene.json`.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,13 @@ import numpy as np
 
 from pipelines.errors import BadInput
 from pipelines.geometry import is_rotation, pose_matrix
+from pipelines.limits import MAX_IMAGE_SIDE, read_text_file
+from pipelines.store.names import check_component
+
+MAX_CAMERAS = 12
+MAX_BEAMS = 512
+MAX_AZIMUTH_STEPS = 36_000  # 0.01 degree
+MAX_RANGE_M = 1000.0
 
 # nuScenes camera order as the official rasterizer writes it.
 CAMERA_NAMES = (
@@ -114,12 +122,14 @@ class Rig:
     @classmethod
     def from_dict(cls, d: dict, where: str = "rig") -> "Rig":
         """Rebuild and validate a rig; raises BadInput naming `where` on a malformed rig."""
+        if not isinstance(d, dict):
+            raise BadInput(f"{where}: malformed sensor rig (a JSON {type(d).__name__}, not an object); see the rig format in the README")
         try:
             cams = [
                 Camera(
                     c["name"],
-                    int(c["width"]),
-                    int(c["height"]),
+                    _whole(c["width"], "width"),
+                    _whole(c["height"], "height"),
                     np.asarray(c["intrinsic"], dtype=np.float64),
                     np.asarray(c["sensor_to_ego"], dtype=np.float64),
                 )
@@ -130,23 +140,50 @@ class Rig:
                 ld["name"],
                 np.asarray(ld["sensor_to_ego"], dtype=np.float64),
                 tuple(float(e) for e in ld.get("elevations_deg", HDL32E_ELEVATIONS)),
-                int(ld.get("azimuth_steps", 1080)),
+                _whole(ld.get("azimuth_steps", 1080), "azimuth_steps"),
                 float(ld.get("max_range", 70.0)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadInput(f"{where}: malformed sensor rig ({type(exc).__name__}: {exc}); see the rig format in the README") from None
         rig = cls(cams, lidar, d.get("name", "custom"), d.get("meta", {}))
         rig.validate(where)
         return rig
 
     def validate(self, where: str = "rig") -> None:
+        if not 1 <= len(self.cameras) <= MAX_CAMERAS:
+            raise BadInput(f"{where}: {len(self.cameras)} cameras; a rig has 1 to {MAX_CAMERAS} (nuScenes: 6)")
+        names = [c.name for c in self.cameras]
+        for n in names:  # camera names become file names (generate's CAM_*.mp4)
+            check_component(n, where, "camera name")
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup is not None:
+            raise BadInput(f"{where}: camera name {dup} appears twice; every camera needs its own name")
         for c in self.cameras:
-            if c.width <= 0 or c.height <= 0:
-                raise BadInput(f"{where}: camera {c.name} has size {c.width}x{c.height}; width and height must be positive")
+            if not (0 < c.width <= MAX_IMAGE_SIDE and 0 < c.height <= MAX_IMAGE_SIDE):
+                raise BadInput(f"{where}: camera {c.name} has size {c.width}x{c.height}; width and height must be "
+                               f"1..{MAX_IMAGE_SIDE} pixels")
             if c.intrinsic.shape != (3, 3) or not np.all(np.isfinite(c.intrinsic)) or c.intrinsic[0, 0] <= 0 or c.intrinsic[1, 1] <= 0:
                 raise BadInput(f"{where}: camera {c.name} intrinsic must be a 3x3 matrix with positive focal lengths")
             _check_extrinsic(c.sensor_to_ego, f"{where}: camera {c.name}")
-        _check_extrinsic(self.lidar.sensor_to_ego, f"{where}: lidar {self.lidar.name}")
+        ld = self.lidar
+        _check_extrinsic(ld.sensor_to_ego, f"{where}: lidar {ld.name}")
+        if not 1 <= ld.azimuth_steps <= MAX_AZIMUTH_STEPS:
+            raise BadInput(f"{where}: lidar azimuth_steps {ld.azimuth_steps:,}; use 1..{MAX_AZIMUTH_STEPS:,} firings "
+                           "per revolution (HDL-32E: 1080)")
+        if not 1 <= len(ld.elevations_deg) <= MAX_BEAMS or not all(
+                math.isfinite(e) and -90 <= e <= 90 for e in ld.elevations_deg):
+            raise BadInput(f"{where}: lidar elevations_deg must hold 1..{MAX_BEAMS} finite angles in -90..90 degrees "
+                           f"(has {len(ld.elevations_deg)})")
+        if not (math.isfinite(ld.max_range) and 0 < ld.max_range <= MAX_RANGE_M):
+            raise BadInput(f"{where}: lidar max_range {ld.max_range}; use a finite range in (0, {MAX_RANGE_M:g}] m "
+                           "(HDL-32E: 70)")
+
+
+def _whole(value, what: str) -> int:
+    """A whole number from a rig file (an integral float such as 1080.0 is fine, 2.5 or true is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or int(value) != value:
+        raise ValueError(f"{what} {value!r} is not a whole number")
+    return int(value)
 
 
 def _check_extrinsic(m: np.ndarray, what: str) -> None:
@@ -162,8 +199,8 @@ def read_rig_file(path: Path, flag: str | None = None) -> Rig:
     if not path.is_file():
         raise BadInput(f"{flag or 'rig'} {path}: no such rig file; give a rig JSON (see the README) or leave it out for the default")
     try:
-        d = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
+        d = json.loads(read_text_file(path, "rig file", flag))
+    except ValueError as exc:
         raise BadInput(f"{path}: not valid JSON ({exc}); fix the file or remove it to use the default rig") from None
     return Rig.from_dict(d, where=str(path))
 

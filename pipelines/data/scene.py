@@ -14,6 +14,7 @@ import numpy as np
 from pipelines.data.occ3d import CLASS_NAMES, GRID_SHAPE
 from pipelines.data.rig import Rig
 from pipelines.errors import BadInput
+from pipelines.store.names import check_component
 
 SCENE_SCHEMA = 1
 
@@ -83,6 +84,9 @@ class SceneMeta:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "scene.json") -> "SceneMeta":
+        if not isinstance(d, dict):
+            raise BadInput(f"{where}: malformed scene record (a JSON {type(d).__name__}, not an object); "
+                           "re-run prepare-occ with --force")
         try:
             poses = np.asarray(d["ego_to_global"], dtype=np.float64)
             meta = cls(
@@ -96,12 +100,16 @@ class SceneMeta:
                 source=d.get("source", "unknown"),
                 extra=d.get("extra", {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadInput(f"{where}: malformed scene record ({type(exc).__name__}: {exc}); re-run prepare-occ with --force") from None
         meta.validate(where)
         return meta
 
     def validate(self, where: str = "scene") -> None:
+        # The name and the tokens become folder names (gts/<scene>/<token>/): never '..' or '/'.
+        check_component(self.name, where, "scene name")
+        for token in self.tokens:
+            check_component(token, where, f"scene '{self.name}' frame token")
         t = len(self.tokens)
         if t == 0:
             raise BadInput(f"{where}: scene '{self.name}' has no frames")

@@ -20,6 +20,9 @@ import math
 from dataclasses import dataclass
 
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_SPEED
+
+MAX_MOVE_M = 80.0
 
 SHAPES = ("auto", "box")
 
@@ -114,10 +117,20 @@ def parse_edits(req: EditRequest) -> list[Edit]:
     if req.shape not in SHAPES:
         raise BadInput(f"--shape '{req.shape}': use auto (a shape cut from the dataset, else a box) or box")
     edits: list[Edit] = [Remove(r.strip()) for r in req.remove]
+    named = [r.strip() for r in req.remove] + [m.strip() for m in req.move]
+    twice = next((n for n in named if named.count(n) > 1), None)
+    if twice is not None:
+        flags = " and ".join(sorted({f for f, ids in (("--remove", req.remove), ("--move", req.move))
+                                     if twice in [i.strip() for i in ids]}))
+        raise BadInput(f"{flags} {twice}: names the instance {named.count(twice)} times; give each instance once "
+                       "(one --move carries the whole displacement, and a removed instance cannot move)")
     if len(req.by) != len(req.move):
         raise BadInput(f"--by: give one --by dx,dy[,dyaw] per --move ({len(req.move)} --move, {len(req.by)} --by)")
     for name, by in zip(req.move, req.by):
         dx, dy, dyaw = parse_numbers(by, "--by", ("dx", "dy", "dyaw"), 2)
+        if max(abs(dx), abs(dy)) > MAX_MOVE_M or abs(dyaw) > 360:
+            raise BadInput(f"--by {by}: moves of at most {MAX_MOVE_M:g} m in x and y (the grid is 80 m across) "
+                           "and turns of at most 360 degrees")
         edits.append(Move(name.strip(), dx, dy, dyaw))
     if len(req.at) != len(req.insert):
         raise BadInput(f"--at: give one --at x,y[,yaw] per --insert ({len(req.insert)} --insert, {len(req.at)} --at)")
@@ -125,8 +138,10 @@ def parse_edits(req: EditRequest) -> list[Edit]:
     starts = _per_insert(req.from_frame, len(req.insert), "--from-frame", None)
     for what, at, v, start in zip(req.insert, req.at, speeds, starts):
         x, y, yaw = parse_numbers(at, "--at", ("x", "y", "yaw"), 2)
-        if not (math.isfinite(v) and v >= 0):
-            raise BadInput(f"--speed {v}: must be a finite speed >= 0 m/s (the object drives along its heading)")
+        if not (math.isfinite(v) and 0 <= v <= MAX_SPEED):
+            raise BadInput(f"--speed {v}: must be a speed of 0 to {MAX_SPEED:g} m/s (the object drives along its heading)")
+        if abs(yaw) > 360:
+            raise BadInput(f"--at {at}: yaw {yaw:g} degrees; give a heading of at most 360 degrees either way")
         if abs(x) >= 40.0 or abs(y) >= 40.0:
             raise BadInput(f"--at {at}: ({x:g}, {y:g}) m is outside the grid; x and y must lie within -40..40 m "
                            "of the ego (x forward, y left)")

@@ -20,13 +20,14 @@ import numpy as np
 
 from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene, frame_range
-from pipelines.data.prepare import check_dataset_name, summarise_scenes, write_scene
+from pipelines.data.prepare import expect_scene_files, summarise_scenes, write_scene
 from pipelines.edit.apply import EditableScene
 from pipelines.edit.instances import derive_table, rows
 from pipelines.edit.spec import EditRequest, parse_edits
 from pipelines.errors import BadInput
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import reusable_artifact
+from pipelines.store.names import check_name, default_name
 
 SCHEMA = 1
 
@@ -62,14 +63,14 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
     """Apply the edits of `req` and publish the edited dataset; returns paths, ids and per-edit stats."""
     edits = parse_edits(req)
     if req.name is not None:
-        check_dataset_name(req.name)
+        check_name(req.name)
     ds, scene = open_scene(ws, req.dataset, req.scene)
     frames = frame_range(req.frames, scene.num_frames)
     id_fields = {"scene": scene.name, "frames": [frames.start, frames.stop], "shape": req.shape,
                  "edits": [e.record() for e in edits]}
     inputs = {"dataset": ds.id}
     ident = artifact_id("edit", SCHEMA, id_fields, inputs)
-    name = req.name or f"{ds.name}-edit-{ident[:6]}"
+    name = req.name or default_name(f"{ds.name}-edit", ident)
     if name == ds.name:
         raise BadInput(f"--name {name}: is the source dataset; the source stays untouched, pick another --name")
     reuse = reusable_artifact(ws, "dataset", name, ident, req.force)
@@ -88,6 +89,7 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
 
     def build(w) -> dict:
         summary = write_scene(w.tmp, data, req.previews)
+        expect_scene_files(w, [summary], req.previews)
         return {"summary": summarise_scenes([summary]), "scenes": [summary],
                 "edit": {"source_dataset": {"name": ds.name, "id": ds.id}, "scene": scene.name,
                          "frames": [frames.start, frames.stop], "edits": done}}

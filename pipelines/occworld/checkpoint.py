@@ -12,7 +12,6 @@ Nothing here unpickles: a pickle given where safetensors is expected is refused 
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import torch
@@ -20,7 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from pipelines.errors import BadInput
-from pipelines.store.artifacts import recover_dir, replace_dir
+from pipelines.weights import check_fit
+from pipelines.store.artifacts import OwnedTemp, dump_json, recover_dir, replace_dir
 
 
 def _check_safetensors(path: Path) -> None:
@@ -46,18 +46,10 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights into `module`, refusing any missing key or shape mismatch."""
+    """Load safetensors weights into `module`, refusing any missing key, shape or dtype mismatch
+    and non-finite values (pipelines.weights.check_fit)."""
     state = read_tensors(path)
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
-        raise BadInput(f"{path}: weights do not fit this model ({what}); use the config saved beside them")
-    for k, v in own.items():
-        if state[k].shape != v.shape:
-            raise BadInput(f"{path}: '{k}' has shape {tuple(state[k].shape)}, the model needs {tuple(v.shape)}; "
-                           "the checkpoint is for another config (see its config.json)")
+    check_fit(state, module.state_dict(), str(path))
     module.load_state_dict(state)
 
 
@@ -90,8 +82,19 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     recover_dir(folder.parent, folder.name, "state.json")  # a swap a killed run left half done
-    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    temp = OwnedTemp(folder.parent, folder.name)
+    try:
+        _write_checkpoint(temp.path, model, optimizer, state, config, ema)
+        temp.seal()
+        replace_dir(temp.path, folder)
+    except BaseException:
+        temp.discard()
+        raise
+    return folder
+
+
+def _write_checkpoint(tmp: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict,
+                      config: dict, ema: torch.nn.Module | None) -> None:
     save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     if ema is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
@@ -105,10 +108,8 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             rng[f"cuda{i}"] = s
     save_file(rng, str(tmp / "rng.safetensors"))
-    (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=str))
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    replace_dir(tmp, folder)
-    return folder
+    (tmp / "state.json").write_text(dump_json(meta))
+    (tmp / "config.json").write_text(dump_json(config))
 
 
 def load_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,

@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from pipelines.errors import BadInput
+from pipelines.limits import check_fields
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,58 @@ class WorldModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config.json") -> "WorldModelConfig":
+        """Rebuild a config saved beside weights, checking every field: a config.json is input,
+        and a string width, zero heads or a width that would allocate terabytes exits 2 here."""
         try:
             cfg = cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"{where}: not a world-model config ({type(exc).__name__}: {exc}); rebuild it from a named config") from None
+        if not isinstance(cfg.name, str) or not cfg.name:
+            raise BadInput(f"{where}: 'name' must be a config name such as small; rebuild it from a named config")
+        for part, ranges in (("vae", _VAE_RANGES), ("forecaster", _FORECASTER_RANGES)):
+            check_fields(getattr(cfg, part), ranges, f"{where}: {part}")
         check_motion_prior(cfg.forecaster.motion_prior, f"{where}: forecaster.motion_prior")
+        _check_divisible(cfg, where)
+        n = approx_parameters(cfg)
+        if n > MAX_PARAMETERS:
+            raise BadInput(f"{where}: this config has about {n / 1e9:.1f} billion parameters ({4 * n / 2**30:.0f} GiB), "
+                           f"more than the {MAX_PARAMETERS / 1e9:g} billion a world model may have; rebuild the config")
         return cfg
+
+
+# Plausible ranges of the config fields (inclusive). `num_classes` is the Occ3D contract.
+_VAE_RANGES = {"num_classes": (18, 18), "embed_dim": (1, 256), "dim": (1, 1024), "down_kernel": (1, 15),
+               "up_kernel": (2, 16), "heads": (1, 64), "depth": (0, 32), "ffn_dim": (1, 8192), "dropout": (0.0, 0.99)}
+_FORECASTER_RANGES = {"dim": (1, 1024), "history": (1, 64), "low_layers": (0, 64), "high_layers": (0, 64),
+                      "deform_heads": (1, 64), "deform_points": (1, 64), "plan_to_scene_heads": (1, 64),
+                      "scene_to_plan_heads": (1, 64), "fusion_heads": (1, 64), "ffn_dim": (1, 8192),
+                      "pose_hidden": (1, 4096), "control_dim": (9, 9), "num_commands": (3, 3), "head_hidden": (1, 4096),
+                      "fusion_freqs": (1, 64), "future": (1, 64)}
+
+
+MAX_PARAMETERS = 1_000_000_000  # the paper model has 2.7 M; this bounds what a config.json can allocate
+
+
+def approx_parameters(cfg: "WorldModelConfig") -> int:
+    """The dominant parameter terms of a config (convolutions and transformer blocks), within a few
+    times the exact count: enough to refuse a config that would allocate terabytes, without
+    building it."""
+    v, f = cfg.vae, cfg.forecaster
+    vae = (v.embed_dim + v.dim) * v.dim * v.down_kernel ** 3 + 2 * v.dim * v.dim * v.up_kernel ** 3
+    vae += 3 * v.depth * (4 * v.dim * v.dim + 2 * v.dim * v.ffn_dim)
+    layer = 12 * f.dim * f.dim + 2 * f.dim * f.ffn_dim + f.dim * f.deform_heads * f.deform_points * 3
+    return vae + (f.low_layers + f.high_layers) * layer + f.dim * (f.pose_hidden + f.head_hidden) * 4
+
+
+def _check_divisible(cfg: "WorldModelConfig", where: str) -> None:
+    """Attention widths split evenly over their heads (else building the model fails halfway)."""
+    v, f = cfg.vae, cfg.forecaster
+    pairs = [("vae.dim", v.dim, "vae.heads", v.heads)] + [
+        ("forecaster.dim", f.dim, f"forecaster.{h}", getattr(f, h))
+        for h in ("deform_heads", "plan_to_scene_heads", "scene_to_plan_heads", "fusion_heads")]
+    for dim_name, dim, heads_name, heads in pairs:
+        if dim % heads:
+            raise BadInput(f"{where}: {dim_name} {dim} does not split into {heads_name} {heads}; rebuild the config")
 
 
 MOTION_PRIORS = ("none", "warp")

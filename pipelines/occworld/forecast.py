@@ -24,6 +24,7 @@ from pipelines.data.controls import COMMANDS, command_one_hot, step_controls
 from pipelines.data.dataset import OccDataset
 from pipelines.data.occ3d import labels_npz_bytes
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_HORIZON, MAX_SPEED
 from pipelines.metrics.ego_motion import motion_error, register_static
 from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
@@ -34,6 +35,7 @@ from pipelines.occworld.world_model import KEYFRAME_DT, forecast_latents, open_w
 from pipelines.sensors.raycast import visibility_masks
 from pipelines.store import Workspace, artifact_id, find_artifact, publish
 from pipelines.store.artifacts import read_manifest
+from pipelines.store.names import check_name, default_name
 
 SCHEMA = 1
 REPO = Path(__file__).resolve().parents[2]
@@ -58,14 +60,17 @@ class ForecastRequest:
 
 
 def _check_request(req: ForecastRequest) -> None:
-    if req.horizon is not None and req.horizon <= 0:
-        raise BadInput(f"--horizon {req.horizon}: must be at least 1 future keyframe (2 Hz; 6 = 3 s)")
+    if req.name is not None:
+        check_name(req.name)
+    if req.horizon is not None and not 1 <= req.horizon <= MAX_HORIZON:
+        raise BadInput(f"--horizon {req.horizon}: must be at least 1 and at most {MAX_HORIZON} future keyframes "
+                       f"(2 Hz; 6 = 3 s, {MAX_HORIZON} = {MAX_HORIZON * KEYFRAME_DT:g} s)")
     check_speed(req.speed)
 
 
-def check_speed(speed: float | None) -> None:
-    if speed is not None and not (math.isfinite(speed) and 0 <= speed <= 60):
-        raise BadInput(f"--speed {speed}: must be a number of m/s between 0 and 60")
+def check_speed(speed: float | None, flag: str = "--speed") -> None:
+    if speed is not None and not (math.isfinite(speed) and 0 <= speed <= MAX_SPEED):
+        raise BadInput(f"{flag} {speed}: must be a number of m/s between 0 and {MAX_SPEED:g}")
 
 
 def default_start(scene) -> int:
@@ -157,7 +162,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
     inputs = {"dataset": ds.id, "model": model_id}
     ident = artifact_id("forecast", SCHEMA, id_fields, inputs)
     label = traj_desc.get("name", traj_desc["kind"])
-    name = req.name or f"{scene.name}-{label}-{ident[:6]}"
+    name = req.name or default_name(f"{scene.name}-{label}", ident)
     device = resolve_device(req.device)
     model.to(device)
 
@@ -177,7 +182,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
             for i, sem in enumerate(future):
                 token = f"{start_token}+{i + 1:03d}"
                 lidar, camera = visibility_masks(sem, scene.rig)
-                w.write_bytes(f"gts/{scene.name}/{token}/labels.npz", labels_npz_bytes(sem, lidar, camera))
+                w.write_bytes(str(Path("gts") / scene.name / token / "labels.npz"), labels_npz_bytes(sem, lidar, camera))
                 entry = {"token": token, "t_s": (i + 1) * KEYFRAME_DT, "timestamp_us": int(stamps[i]),
                          "ego_in_start": poses[i].tolist(), "ego_to_global": world[i].tolist(),
                          "control": dict(zip(("dx", "dy", "dyaw", "speed", "yaw_rate"), map(float, ctrl[i]))),

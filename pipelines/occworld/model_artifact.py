@@ -7,15 +7,27 @@ models/<name>/
     <part>.safetensors     weights per part (vae, forecaster); the EMA weights when training keeps one
     metrics.json           validation metrics
 runs/<name>/last/          the resumable run state (checkpoint), kept after publishing
+runs/<name>/.lock          held by the run training <name> (pid and id inside)
+
+One run at a time trains a name: a second run of the same configuration waits for the first and
+reuses its model; one of another configuration exits 2 at once. A rerun over the run state of an
+unfinished run (a killed one) exits 2 unless it says what to do with it: `--resume` continues it,
+`--force` starts over (discarding it).
 
 A job may publish another kind (`video-model`) in its own layout through `TrainingJob.write`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import json
+import math
+import os
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
 
 import torch
 from safetensors.torch import save_file
@@ -25,10 +37,15 @@ from pipelines.errors import BadInput
 from pipelines.occworld.configs import WorldModelConfig
 from pipelines.occworld.distributed import init_distributed, resolve_device, shutdown_distributed
 from pipelines.occworld.trainer import Stage, TrainSettings, train
+from pipelines.limits import check_int, check_real
 from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import ArtifactWriter, reusable_artifact
+from pipelines.store.artifacts import ArtifactWriter, recover_dir, reusable_artifact
+from pipelines.store.names import check_name, default_name
 
 MODEL_SCHEMA = 1
+MAX_STEPS = 100_000_000  # optimiser steps (and --val-every / --ckpt-every)
+MAX_BATCH = 4096  # items per step and process
+RUN_LOCK = ".lock"
 
 
 class ModelConfig(Protocol):
@@ -57,12 +74,21 @@ class TrainRequest:
     force: bool = False
 
     def settings(self, **extra) -> TrainSettings:
-        """Checked loop settings; `extra` carries stage-specific ones (weight decay, clip, warm-up)."""
-        for flag, v in (("--steps", self.steps), ("--batch-size", self.batch_size)):
-            if v <= 0:
-                raise BadInput(f"{flag} {v}: must be a positive number")
-        if not self.lr > 0:
-            raise BadInput(f"--lr {self.lr}: must be positive")
+        """Checked loop settings (and --name, before any work); `extra` carries stage-specific ones
+        (weight decay, clip, warm-up)."""
+        if self.name is not None:
+            check_name(self.name)
+        check_int(self.steps, "--steps", 1, MAX_STEPS)
+        check_int(self.batch_size, "--batch-size", 1, MAX_BATCH)
+        check_int(self.val_every, "--val-every", 0, MAX_STEPS)
+        check_int(self.ckpt_every, "--ckpt-every", 0, MAX_STEPS)
+        check_real(self.lr, "--lr", 0.0, math.inf, low_open=True)
+        if "weight_decay" in extra:
+            check_real(extra["weight_decay"], "--weight-decay", 0.0, 10.0)
+        if "grad_clip" in extra:
+            check_real(extra["grad_clip"], "--grad-clip", 0.0, 1e6)
+        if "warmup" in extra:
+            check_int(extra["warmup"], "--warmup", 0, MAX_STEPS)
         return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, ema=self.ema,
                              val_every=self.val_every, ckpt_every=self.ckpt_every, seed=self.seed, **extra)
 
@@ -91,17 +117,82 @@ class TrainingJob:
 def run_training(ws: Workspace, job: TrainingJob) -> dict:
     id_fields = {"stage": job.stage, "model": job.cfg.to_dict(), "train": dataclasses.asdict(job.settings)}
     ident = artifact_id(job.command, MODEL_SCHEMA, id_fields, job.inputs)
-    name = job.name or f"{job.stage}-{job.cfg.name}-{ident[:6]}"
+    name = check_name(job.name) if job.name else default_name(f"{job.stage}-{job.cfg.name}", ident)
     run_dir = ws.root / "runs" / name
     if job.resume and not (run_dir / "last" / "state.json").is_file():
         raise BadInput(f"--resume: no run state in {run_dir / 'last'}; start without --resume")
     target = ws.kind_dir(job.kind) / name
-    reuse = reusable_artifact(ws, job.kind, name, ident, job.force)  # before training, not after
+    reuse = _reused(ws, job, name, ident)  # before training, not after
     if reuse is not None:
-        ui.info(f"reusing {job.kind} '{name}' (id {ident}): same inputs, config and settings; pass --force to retrain")
-        return {"kind": job.kind, "name": name, "id": ident, "path": str(target), "reused": True,
-                "metrics": reuse.manifest.get("metrics", {})}
+        return reuse
     ws.ensure_writable()
+    main = int(os.environ.get("RANK", "0")) == 0  # torchrun: rank 0 owns the run folder
+    with run_lock(run_dir, name, ident) if main else contextlib.nullcontext():
+        reuse = _reused(ws, job, name, ident)  # published by the run this one waited for
+        if reuse is not None:
+            return reuse
+        if main:
+            check_run_state(run_dir, name, job.resume, job.force)
+        return _train_and_publish(ws, job, name, ident, id_fields, run_dir, target)
+
+
+def _reused(ws: Workspace, job: TrainingJob, name: str, ident: str) -> dict | None:
+    reuse = reusable_artifact(ws, job.kind, name, ident, job.force)
+    if reuse is None:
+        return None
+    ui.info(f"reusing {job.kind} '{name}' (id {ident}): same inputs, config and settings; pass --force to retrain")
+    return {"kind": job.kind, "name": name, "id": ident, "path": str(reuse.path), "reused": True,
+            "metrics": reuse.manifest.get("metrics", {})}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, name: str, ident: str) -> Iterator[None]:
+    """Hold `runs/<name>/.lock` while training `name` (flock: released even on SIGKILL). A run of
+    the same id waits for the holder (then reuses its model); one of another id exits 2 at once."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / RUN_LOCK, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            try:
+                holder = json.loads(fh.read() or "{}")
+            except ValueError:
+                holder = {}
+            holder = holder if isinstance(holder, dict) else {}
+            pid = holder.get("pid", "?")
+            if holder.get("id") not in (None, ident):
+                raise BadInput(f"--name {name}: another run (pid {pid}) is training '{name}' with another configuration "
+                               f"(id {str(holder.get('id'))[:8]}, this run {ident[:8]}); wait for it or pick another --name") from None
+            ui.info(f"waiting for the other run training '{name}' (pid {pid}); its model will be reused")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "id": ident}) + "\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_run_state(run_dir: Path, name: str, resume: bool, force: bool) -> None:
+    """A rerun must say what to do with the run state an unfinished run left: --resume or --force."""
+    recover_dir(run_dir, "last", "state.json")  # a checkpoint swap a killed run left half done
+    state_file = run_dir / "last" / "state.json"
+    if resume or force or not state_file.is_file():
+        return
+    try:
+        state = json.loads(state_file.read_text())
+        done = f"step {int(state['step'])} of {int(state['settings']['steps'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        done = "an unreadable state.json"
+    raise BadInput(f"--name {name}: {run_dir / 'last'} holds the run state of an earlier run of that name ({done}) "
+                   "and no model was published from it; pass --resume to continue it or --force to start over")
+
+
+def _train_and_publish(ws: Workspace, job: TrainingJob, name: str, ident: str, id_fields: dict, run_dir: Path,
+                       target: Path) -> dict:
     device = resolve_device(job.device)
     info = init_distributed(device)
     if info.world > 1 and device.type == "cuda":

@@ -17,6 +17,7 @@ from pipelines.data.cache import open_cache
 from pipelines.data.dataset import OccDataset
 from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
+from pipelines.limits import check_int
 from pipelines.occworld.configs import check_motion_prior
 from pipelines.occworld.evaluate import validation_metrics
 from pipelines.occworld.forecast_stage import FUTURE, PAST, STAGES, forecaster_stage
@@ -43,6 +44,7 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
     if req.stage not in STAGES:
         raise BadInput(f"--stage '{req.stage}': unknown stage; choose one of {', '.join(STAGES)}")
     settings = req.settings(weight_decay=req.weight_decay, grad_clip=req.grad_clip, warmup=req.warmup)
+    check_int(req.val_windows, "--val-windows", 1, 100_000)
     ds = OccDataset.open(req.dataset, ws.root)
     init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage != "predict")
     init_manifest = read_manifest(init_dir) or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from pipelines.console import ui
+from pipelines.errors import RunFailure
 from pipelines.occworld.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.occworld.distributed import DistInfo, all_reduce_mean
 
@@ -75,6 +77,21 @@ class Stage:
     # optimizer.step all inside; the loop still sets the warm-up lr before it.
     step: Callable[[torch.nn.Module, torch.optim.Optimizer, dict, int], torch.Tensor] | None = None
     optimizer: Callable[[list], torch.optim.Optimizer] | None = None  # default AdamW(lr, weight_decay)
+
+
+def _checkpoint_due(settings: TrainSettings, step: int, end: int) -> bool:
+    return bool(settings.ckpt_every) and (step % settings.ckpt_every == 0 or step == end)
+
+
+def _finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
+
+
+def _saved_step(last: Path) -> int | None:
+    try:
+        return int(json.loads((last / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, device: torch.device,
@@ -134,15 +151,24 @@ def train(stage: Stage, settings: TrainSettings, run_dir: Path, config: dict, de
                     for be, bm in zip(ema.buffers(), model.buffers()):
                         be.copy_(bm)
             value = float(all_reduce_mean(loss.detach(), info))
+            if not math.isfinite(value) or (info.main and _checkpoint_due(settings, step, end) and not _finite(model)):
+                what = f"the training loss is {value}" if not math.isfinite(value) else "the weights became NaN or infinite"
+                saved = _saved_step(last)
+                kept = f"the run state in {last} keeps step {saved}" if saved else "no checkpoint was kept"
+                raise RunFailure(f"step {step}: {what} (lr {lr:g}); training stopped and nothing was published; {kept}; "
+                                 "lower --lr (or --grad-clip) and start again with --force")
             history.append(value)
             rate = (step - first_step) / max(time.perf_counter() - t0, 1e-9)
             bar.advance(status=f"loss {value:.4f} {rate:.2f} it/s")
-            if info.main and settings.ckpt_every and (step % settings.ckpt_every == 0 or step == end):
+            if info.main and _checkpoint_due(settings, step, end):
                 save_checkpoint(last, model, opt, {"step": step, "losses": history, "settings": dataclasses.asdict(settings)},
                                 config, ema)
             if stage.validate and settings.val_every and step % settings.val_every == 0 and info.main:
                 metrics, validated_at = stage.validate(ema if ema is not None else model), step
                 ui.info(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+    if info.main and not all(_finite(m) for m in (model, ema) if m is not None):
+        raise RunFailure(f"step {step}: the weights became NaN or infinite; nothing was published; lower --lr "
+                         "(or --grad-clip) and start again with --force")
     if stage.validate and info.main and step == settings.steps and validated_at != step:
         metrics = stage.validate(ema if ema is not None else model)
     return {"step": step, "last_loss": history[-1] if history else None, "losses": history,

@@ -7,6 +7,7 @@ t = 0.5 s, 1.0 s, ... in the start ego frame (x forward, y left), as [H, 4, 4] t
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from pipelines.data.controls import commands
 from pipelines.errors import BadInput
 from pipelines.geometry import planar_pose
+from pipelines.limits import MAX_HORIZON, MAX_SPEED, read_text_file
 from pipelines.occworld.world_model import KEYFRAME_DT
 
 TURN_RADIUS_M = 10.0  # a 90° urban turn
@@ -73,17 +75,15 @@ def unknown_trajectory(name: str) -> BadInput:
 def read_waypoints(path: Path) -> np.ndarray:
     """A waypoint file -> [N, 4] (t, x, y, yaw or NaN). CSV with a header, or JSON: a list of
     objects or {"waypoints": [...]}; columns t (s), x, y (m, start ego frame)[, yaw (rad)]."""
+    text = read_text_file(path, "waypoint file", "--traj")  # bounded, UTF-8 (a byte-order mark is fine)
     try:
         if path.suffix.lower() == ".json":
-            data = json.loads(path.read_text())
+            data = json.loads(text)
             rows = data["waypoints"] if isinstance(data, dict) else data
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
                 raise BadInput(f"--traj {path}: JSON must be a list of {{t, x, y[, yaw]}} objects (or {{\"waypoints\": [...]}})")
         else:
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-    except OSError as exc:
-        raise BadInput(f"--traj {path}: cannot read the waypoint file ({exc.strerror})") from None
+            rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"--traj {path}: not a waypoint file ({type(exc).__name__}: {exc}); see the README for the format") from None
     if not rows:
@@ -113,6 +113,10 @@ def from_waypoints(wp: np.ndarray, horizon: int | None, where: str) -> np.ndarra
         wp = np.vstack([[0.0, 0.0, 0.0, 0.0], wp])
     last = int(math.floor(wp[-1, 0] / KEYFRAME_DT + 1e-9))
     if horizon is None:
+        if last > MAX_HORIZON:
+            raise BadInput(f"--traj {where}: the waypoints end at t = {wp[-1, 0]:g} s ({last:,} keyframes), beyond the "
+                           f"limit of {MAX_HORIZON} keyframes ({MAX_HORIZON * KEYFRAME_DT:g} s); pass --horizon "
+                           f"{MAX_HORIZON} or less")
         horizon = last
     if horizon < 1:
         raise BadInput(f"--traj {where}: the waypoints end at t = {wp[-1, 0]} s, before the first keyframe (0.5 s)")
@@ -130,7 +134,19 @@ def from_waypoints(wp: np.ndarray, horizon: int | None, where: str) -> np.ndarra
         yaw = np.nan_to_num(_ffill(yaw), nan=0.0)
     else:
         yaw = np.interp(times, wp[:, 0], np.unwrap(wp[:, 3]))
+    check_plausible(x, y, where)
     return np.stack([x, y, yaw], -1)
+
+
+def check_plausible(x: np.ndarray, y: np.ndarray, where: str) -> None:
+    """A car covers at most MAX_SPEED m/s: refuse waypoints that jump further between keyframes."""
+    step = np.hypot(np.diff(np.r_[0.0, x]), np.diff(np.r_[0.0, y]))
+    fast = np.flatnonzero(~(step <= MAX_SPEED * KEYFRAME_DT * (1 + 1e-9)))
+    if len(fast):
+        i = int(fast[0])
+        raise BadInput(f"--traj {where}: the ego would move {step[i]:.3g} m between t = {i * KEYFRAME_DT:g} s and "
+                       f"{(i + 1) * KEYFRAME_DT:g} s ({step[i] / KEYFRAME_DT:.3g} m/s); waypoints are metres in the "
+                       f"start ego frame and at most {MAX_SPEED:g} m/s apart")
 
 
 def _ffill(a: np.ndarray) -> np.ndarray:

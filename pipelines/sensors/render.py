@@ -37,11 +37,13 @@ from pipelines.data.occ3d import load_labels, npz_bytes
 from pipelines.data.preview import write_mp4
 from pipelines.data.rig import Rig, default_rig, read_rig_file
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
 from pipelines.occworld.distributed import resolve_device
-from pipelines.sensors.camera import colorize, render_cameras, ring_grid
+from pipelines.sensors.camera import colorize, render_cameras, render_memory_bytes, ring_grid
 from pipelines.sensors.lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import find_artifact
+from pipelines.store.names import check_component, check_name, default_name
 
 SCHEMA = 1
 KEYFRAME_HZ = 2.0
@@ -84,8 +86,9 @@ def parse_resolution(text: str) -> tuple[int, int]:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise BadInput(f"--resolution '{text}': give HEIGHTxWIDTH, e.g. 256x512 or 450x800") from None
-    if h <= 0 or w <= 0:
-        raise BadInput(f"--resolution {text}: height and width must be positive, e.g. 256x512")
+    if not (0 < h <= MAX_IMAGE_SIDE and 0 < w <= MAX_IMAGE_SIDE):
+        raise BadInput(f"--resolution {text}: height and width must be 1..{MAX_IMAGE_SIDE} pixels, e.g. 256x512 "
+                       "or 900x1600 (nuScenes)")
     return h, w
 
 
@@ -114,17 +117,16 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
         raise BadInput(f"--occ {folder}: no gts/<scene>/<token>/labels.npz inside; give an Occ3D-layout folder "
                        f"(a forecast: gdrive forecast --scene X --traj straight)")
     scenes = sorted({f.parent.parent.name for f in files})
+    for n in scenes:
+        check_component(n, f"--occ {folder}", "scene folder name")
     if len(scenes) > 1:
         raise BadInput(f"--occ {folder}: holds scenes {', '.join(scenes)}; render one at a time from a folder with one scene")
     poses, times = None, None
     meta = folder / "frames.json"
     if meta.is_file():  # a forecast: keyframe order, times and poses in its start frame
-        info = json.loads(meta.read_text())
-        order = [e["token"] for e in info["frames"]]
+        order, poses, times = _forecast_frames(meta)
         by_token = {f.parent.name: f for f in files}
         files = [by_token[t] for t in order if t in by_token]
-        poses = np.array([e["ego_in_start"] for e in info["frames"]], np.float64)
-        times = np.array([e["t_s"] for e in info["frames"]], np.float64)
     if poses is None or len(poses) != len(files):
         poses = np.repeat(np.eye(4)[None], len(files), 0)  # unknown motion: keyframes in place
         times = np.arange(len(files)) / KEYFRAME_HZ
@@ -140,6 +142,21 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
     return Sequence(scenes[0], [f.parent.name for f in files], poses, times, rig,
                     lambda i: load_labels(files[i], require_masks=False)["semantics"], lambda i: None,
                     {"occ": str(folder.resolve()), "content": digest})
+
+
+def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A forecast's frames.json: (tokens, ego poses [K, 4, 4] in its start frame, times [K] s)."""
+    try:
+        info = json.loads(meta.read_text())
+        order = [check_component(e["token"], str(meta), "frame token") for e in info["frames"]]
+        poses = np.array([e["ego_in_start"] for e in info["frames"]], np.float64).reshape(len(order), 4, 4)
+        times = np.array([e["t_s"] for e in info["frames"]], np.float64).reshape(len(order))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(f"--occ {meta}: not a forecast's frames.json ({type(exc).__name__}); remove it to render the "
+                       "folder's keyframes in place, or forecast again") from None
+    if not (np.isfinite(poses).all() and np.isfinite(times).all()):
+        raise BadInput(f"--occ {meta}: holds a non-finite pose or time; forecast again")
+    return order, poses, times
 
 
 def interpolate_pose(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
@@ -175,11 +192,15 @@ def output_frames(seq: Sequence, keys: list[int], fps: float, repeat: int | None
 
 
 def _check(req: RenderRequest) -> tuple[int, int]:
+    if req.name is not None:
+        check_name(req.name)
     hw = parse_resolution(req.resolution)
-    if req.repeat is not None and req.repeat <= 0:
-        raise BadInput(f"--repeat {req.repeat}: must be a positive number of copies per keyframe (official: 6)")
-    if not (req.fps > 0 and math.isfinite(req.fps)) or abs(req.fps / KEYFRAME_HZ - round(req.fps / KEYFRAME_HZ)) > 1e-9:
-        raise BadInput(f"--fps {req.fps}: must be a positive multiple of the 2 Hz keyframe rate (2, 4, ..., 12)")
+    if req.repeat is not None and not 1 <= req.repeat <= MAX_FPS:
+        raise BadInput(f"--repeat {req.repeat}: must be a positive number of copies per keyframe, at most "
+                       f"{MAX_FPS:g} (official: 6)")
+    if not (0 < req.fps <= MAX_FPS and math.isfinite(req.fps)) or abs(req.fps / KEYFRAME_HZ - round(req.fps / KEYFRAME_HZ)) > 1e-9:
+        raise BadInput(f"--fps {req.fps}: must be a positive multiple of the 2 Hz keyframe rate, at most {MAX_FPS:g} "
+                       "(2, 4, ..., 12)")
     return hw
 
 
@@ -188,6 +209,8 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
     seq = open_sequence(ws, req)
     names = [c.strip() for c in req.cameras.split(",") if c.strip()] if req.cameras else [c.name for c in seq.rig.cameras]
     cams = [seq.rig.camera(n) for n in names]  # unknown names exit 2 listing the rig's cameras
+    check_memory(render_memory_bytes(len(cams), height, width), f"rendering {len(cams)} cameras at {height}x{width}",
+                 f"--resolution {req.resolution}", "pass a smaller --resolution or fewer --cameras")
     keys = list(frame_range(req.frames, len(seq.tokens)))
     fps = KEYFRAME_HZ * req.repeat if req.repeat else req.fps
     plan = output_frames(seq, keys, req.fps, req.repeat)
@@ -196,7 +219,7 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
     id_fields = {"source": seq.source, "keyframes": keys, "cameras": names, "resolution": [height, width],
                  "lidar": req.lidar, "fps": fps, "repeat": req.repeat, "rig": rig_out.to_dict()}
     ident = artifact_id("render", SCHEMA, id_fields, {})
-    name = req.name or f"{seq.name}-{height}x{width}-{ident[:6]}"
+    name = req.name or default_name(f"{seq.name}-{height}x{width}", ident)
     device = resolve_device(req.device)
 
     def build(w) -> dict:

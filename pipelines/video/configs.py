@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_IMAGE_SIDE, check_fields
+from pipelines.store.names import check_component
 
 # The official multi-view ring: batch = groups of views in this order, neighbours side by side in
 # the multi-view sequence (FL | F | FR | BR | B | BL). The 1-D RoPE over the row is not circular,
@@ -162,7 +164,7 @@ class VideoConfig:
     @classmethod
     def from_dict(cls, d: dict, where: str = "video_config.json") -> "VideoConfig":
         try:
-            return cls(
+            cfg = cls(
                 name=d["name"],
                 transformer=TransformerSpec(**{**d["transformer"], "patch_size": tuple(d["transformer"]["patch_size"])}),
                 vae=VAESpec(**{**d["vae"], "dim_mult": tuple(d["vae"]["dim_mult"]),
@@ -175,10 +177,33 @@ class VideoConfig:
                 text_len=d["text_len"],
                 base_model=d["base_model"],
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"{where}: not a video-model config ({type(exc).__name__}: {exc}); "
                            "rebuild it from a named config") from None
+        cfg.check(where)
+        return cfg
 
+    def check(self, where: str) -> None:
+        """Types and plausible sizes of a config read from a file (views become file names)."""
+        if not isinstance(self.name, str) or not self.name:
+            raise BadInput(f"{where}: 'name' must be a config name such as wan2.1-1.3b")
+        for part, ranges in ((self.transformer, _TRANSFORMER_RANGES), (self.vae, _VAE_RANGES),
+                             (self.multiview, {"eta": (0.0, 10.0), "every": (1, 64)}), (self.flow, {}),
+                             (self.sampling, {"steps": (1, 1000), "chunk_frames": (1, 3601), "fps": (1, 120)}),
+                             (self.optim, {"train_frames": (1, 3601)})):
+            check_fields(part, ranges, f"{where}: {type(part).__name__}")
+        check_fields(self, {"resolution": (1, MAX_IMAGE_SIDE), "text_len": (1, 4096)}, where)
+        views = self.multiview.views
+        for v in views:
+            check_component(v, where, "view name")
+        if not views or len(set(views)) != len(views):
+            raise BadInput(f"{where}: multiview.views must name each camera once ({', '.join(views) or 'none'})")
+
+
+_TRANSFORMER_RANGES = {"num_attention_heads": (1, 64), "attention_head_dim": (1, 512), "num_layers": (1, 96),
+                       "ffn_dim": (1, 65536), "text_dim": (1, 16384), "freq_dim": (1, 4096), "patch_size": (1, 8),
+                       "rope_max_seq_len": (1, 65536)}
+_VAE_RANGES = {"base_dim": (1, 512), "z_dim": (1, 128), "dim_mult": (1, 16), "num_res_blocks": (1, 8)}
 
 CONFIGS: dict[str, VideoConfig] = {
     "wan2.1-1.3b": VideoConfig("wan2.1-1.3b"),

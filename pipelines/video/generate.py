@@ -37,7 +37,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,15 +47,17 @@ from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene
 from pipelines.data.preview import write_mp4
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_HORIZON, check_memory
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, resolve_trajectory, run_forecast,
                                          world_model_folder, world_model_id)
 from pipelines.occworld.trajectories import read_waypoints
 from pipelines.occworld.world_model import KEYFRAME_DT
-from pipelines.sensors.camera import ring_grid
+from pipelines.sensors.camera import render_memory_bytes, ring_grid
 from pipelines.sensors.render import RenderRequest, parse_resolution, run_render
 from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
+from pipelines.store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
+from pipelines.store.names import check_name, default_name, inside
 from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
 from pipelines.video.finetune_stage import condition_frames, find_video_model
 from pipelines.video.loading import VideoModel, load_video_model
@@ -71,6 +72,9 @@ DEFAULT_FRAMES = 241  # 20 s: three 81-frame rollout rounds
 DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
 TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
 OCCUPANCY_DIR = ".occupancy"  # hidden: list_artifacts skips it, it is no artifact of its own
+MAX_FRAMES = MAX_HORIZON * FRAMES_PER_KEYFRAME + 1  # 3601: 5 minutes
+MAX_SAMPLING_STEPS = 1000
+MAX_GUIDANCE = 100.0
 
 
 @dataclass
@@ -120,6 +124,13 @@ class Plan:
 # --------------------------------------------------------------------------------------------
 
 
+def video_memory_bytes(views: int, frames: int, height: int, width: int, sampled: bool) -> float:
+    """Memory a generation holds at once: the uint8 condition video [V, N, H, W, 3] and, when a video
+    model samples it, the float32 output and its uint8 copy, plus one frame of the camera renderer."""
+    pixels = views * frames * height * width
+    return pixels * 3 * (1 + (5 if sampled else 0)) + render_memory_bytes(views, height, width)
+
+
 def forecast_horizon(frames: int) -> int:
     """Future 2 Hz keyframes that cover `frames` 12 fps frames counted from the current keyframe."""
     return max(1, math.ceil((frames - 1) / FRAMES_PER_KEYFRAME))
@@ -149,10 +160,11 @@ def _settings(req: GenerateRequest, config: VideoConfig) -> GenerationSettings:
         chunk_frames=base.chunk_frames if req.chunk_frames is None else req.chunk_frames,
         seed=base.seed if req.seed is None else req.seed,
     )
-    if settings.steps < 1:
-        raise BadInput(f"--steps {settings.steps}: must be at least 1 sampling step (official: 50)")
-    if not (math.isfinite(settings.guidance) and settings.guidance > 0):
-        raise BadInput(f"--guidance {settings.guidance}: must be a positive number (official: 6.0; 1.0 = none)")
+    if not 1 <= settings.steps <= MAX_SAMPLING_STEPS:
+        raise BadInput(f"--steps {settings.steps}: must be at least 1 sampling step and at most {MAX_SAMPLING_STEPS} "
+                       "(official: 50)")
+    if not (math.isfinite(settings.guidance) and 0 < settings.guidance <= MAX_GUIDANCE):
+        raise BadInput(f"--guidance {settings.guidance}: must be a number in (0, {MAX_GUIDANCE:g}] (official: 6.0; 1.0 = none)")
     stride = config.vae.temporal_stride
     check_frames(settings.chunk_frames, "--chunk-frames", stride)
     if settings.chunk_frames < 1 + stride:
@@ -236,7 +248,12 @@ def _trajectory(req: GenerateRequest, scene: Scene, start: int, horizon: int) ->
 
 def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     """Check every flag and resolve every reference, in flag order; raises BadInput, writes nothing."""
+    if req.name is not None:
+        check_name(req.name)
     check_frames(req.frames, "--frames", TEMPORAL_MULTIPLE)
+    if req.frames > MAX_FRAMES:
+        raise BadInput(f"--frames {req.frames}: at most {MAX_FRAMES} ({MAX_HORIZON} forecast keyframes, "
+                       f"{(MAX_FRAMES - 1) / FPS:g} s at {FPS:g} fps)")
     video, video_dir, settings, prompts, prompt_id = None, None, None, {}, None
     if req.video_model is not None:
         video_dir = find_video_model(ws, req.video_model)
@@ -249,6 +266,9 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     config = None if video is None else video.config
     resolution = _check_resolution(req.resolution, config)
     views = config.multiview.views if config else OFFICIAL_VIEWS
+    check_memory(video_memory_bytes(len(views), req.frames, *resolution, video is not None),
+                 f"{req.frames} frames x {len(views)} views at {resolution[0]}x{resolution[1]}",
+                 "--resolution/--frames", "pass a smaller --resolution or fewer --frames")
 
     check_speed(req.speed)
     ds = OccDataset.open(req.dataset, ws.root)
@@ -273,7 +293,7 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
             inputs["prompt_embeds"] = prompt_id
     ident = artifact_id("generate", SCHEMA, id_fields, inputs)
     label = traj_desc.get("name", traj_desc["kind"])
-    name = req.name or f"{scene.name}-{label}-{req.frames}f-{ident[:6]}"
+    name = req.name or default_name(f"{scene.name}-{label}-{req.frames}f", ident)
     reusable_artifact(ws, KIND, name, ident, req.force)  # a --name clash exits 2 before any stage runs
     return Plan(ds, scene, start, horizon, traj_desc, poses, resolution, views, video, video_dir, settings, prompts,
                 id_fields, inputs, ident, name)
@@ -311,28 +331,30 @@ def occupancy_sequence(ws: Workspace, plan: Plan, forecast: Path, force: bool) -
     root = ws.kind_dir(KIND) / OCCUPANCY_DIR
     target = root / ident
     root.mkdir(parents=True, exist_ok=True)
-    with artifact_lock(ws, KIND, f"{OCCUPANCY_DIR}-{ident}"):
+    with artifact_lock(ws, KIND, f"{OCCUPANCY_DIR}-{ident}", internal=True):
         recover_dir(root, ident, marker="frames.json")  # leftovers of a killed run
         if (target / "frames.json").is_file() and not force:
             return target
-        tmp = root / f".tmp-{ident}-{uuid.uuid4().hex[:8]}"
+        temp = OwnedTemp(root, ident)
+        tmp = temp.path
         try:
             scene = plan.scene.name
-            _link_or_copy(current.path / "labels.npz", tmp / "gts" / scene / current.token / "labels.npz")
+            _link_or_copy(current.path / "labels.npz", inside(tmp, Path("gts") / scene / current.token / "labels.npz"))
             frames = [{"token": current.token, "t_s": 0.0, "ego_in_start": np.eye(4).tolist(), "source": "dataset"}]
             for e in meta["frames"]:
-                _link_or_copy(forecast / "gts" / scene / e["token"] / "labels.npz",
-                              tmp / "gts" / scene / e["token"] / "labels.npz")
+                rel = Path("gts") / scene / e["token"] / "labels.npz"
+                _link_or_copy(inside(forecast, rel), inside(tmp, rel))
                 frames.append({"token": e["token"], "t_s": e["t_s"], "ego_in_start": e["ego_in_start"],
                                "source": "forecast"})
             (tmp / "rig.json").write_text(json.dumps(rig, indent=1) + "\n")
+            temp.seal()
             # frames.json last: it marks the folder complete
             (tmp / "frames.json").write_text(json.dumps({
                 "scene": scene, "dataset": plan.ds.name, "start_frame": plan.start, "start_token": current.token,
                 "forecast": str(forecast), "forecast_id": fid, "frames": frames}, indent=1) + "\n")
             replace_dir(tmp, target)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            temp.discard()
             raise
     return target
 

@@ -29,6 +29,7 @@ from huggingface_hub import snapshot_download
 from safetensors.torch import load_file
 
 from pipelines.errors import BadInput
+from pipelines.weights import check_fit
 from pipelines.video.configs import VideoConfig
 from pipelines.video.latents import build_vae
 from pipelines.video.model import MultiViewWanTransformer, build_transformer, transformer_kwargs
@@ -92,7 +93,9 @@ def _read_model(cls, folder: Path):
     requires `accelerate` there, which gdrive does not depend on. The files are the same.
     """
     model = cls.from_config(cls.load_config(folder))
-    model.load_state_dict(_without_ignored(cls, _read_state_dict(folder)), strict=True)
+    state = _without_ignored(cls, _read_state_dict(folder))
+    check_fit(state, model.state_dict(), str(folder), hint=f"pass {WEIGHTS_HINT} of this model")
+    model.load_state_dict(state, strict=True)
     return model.float().eval()
 
 
@@ -104,6 +107,8 @@ def _load(cls, folder: str | Path, where: str, flag: str):
     """`_read_model` with every failure turned into a one-line BadInput naming the folder."""
     try:
         return _read_model(cls, Path(folder))
+    except BadInput:
+        raise
     except Exception as exc:  # OSError, ValueError, safetensors, JSON and state-dict errors alike
         raise _cannot_load(cls.__name__, where, flag, exc) from None
 

@@ -24,6 +24,8 @@ Protocol (peers-and-protocols.md; FVD as Unterthiner et al. / StyleGAN-V, FID as
 
 from __future__ import annotations
 
+import pickle
+import re
 import time
 import zipfile
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ from torch import nn
 
 from pipelines.console import ui
 from pipelines.errors import BadInput
+from pipelines.limits import check_int
 from pipelines.video import i3d, inception
 
 METRICS = ("fid", "fvd")
@@ -215,6 +218,18 @@ def _is_torchscript(path: Path) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
 
 
+def _refusal(exc: Exception) -> str:
+    """Why torch.load refused a file, as a whole phrase: the unpickler names the object it would not
+    build ('Unsupported global: GLOBAL os.system'); other errors are named by their type."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
+    if found:
+        return f"it holds the Python object {found.group(1)}, which weights_only loading refuses to build"
+    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return "it holds Python objects that weights_only loading refuses to build"
+    return f"{type(exc).__name__}: it is no torch.save file"
+
+
 def read_state_dict(path: Path, flag: str) -> dict[str, torch.Tensor]:
     """A state dict from safetensors or a torch.save file (loaded with weights_only=True)."""
     if not path.is_file():
@@ -236,8 +251,8 @@ def read_state_dict(path: Path, flag: str) -> dict[str, torch.Tensor]:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # pickle errors of many kinds: all mean "not a plain state dict"
-            raise BadInput(f"{flag} {path}: not a safetensors or torch state-dict file "
-                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+            raise BadInput(f"{flag} {path}: not a safetensors or torch state-dict file ({_refusal(exc)}); "
+                           "save the weights as a plain state dict (safetensors.torch.save_file)") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # training checkpoints wrap the weights
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -363,9 +378,9 @@ def check_request(req: VideoEvalRequest) -> None:
                        + ", or leave FID out with --metrics fvd")
     if "fvd" in req.metrics and req.fvd_weights is None:
         raise BadInput("--fvd-weights: FVD needs I3D weights; give " + FVD_NET.layout + ", or leave FVD out with --metrics fid")
-    for flag, value in (("--clip-frames", req.clip_frames), ("--frame-stride", req.frame_stride), ("--batch-size", req.batch_size)):
-        if value < 1:
-            raise BadInput(f"{flag} {value}: must be at least 1")
+    for flag, value, most in (("--clip-frames", req.clip_frames, 1024), ("--frame-stride", req.frame_stride, 10_000),
+                              ("--batch-size", req.batch_size, 1024)):
+        check_int(value, flag, 1, most)
 
 
 def _check_samples(name: str, counts: dict[str, int], dim: int, dirs: dict[str, Path]) -> None:

@@ -16,7 +16,7 @@ Frames without masks get them by ray casting from the rig, like synthetic worlds
 from __future__ import annotations
 
 import csv
-import re
+import io
 import zipfile
 from pathlib import Path
 
@@ -28,10 +28,12 @@ from pipelines.data.rig import Rig, default_rig, read_rig_file
 from pipelines.data.scene import SceneData, SceneMeta
 from pipelines.errors import BadInput
 from pipelines.geometry import pose_matrix
+from pipelines.limits import MAX_SCENE_FRAMES, read_text_file
+from pipelines.store.names import check_component
 
 POSE_COLUMNS = ("frame", "timestamp_us", "x", "y", "z", "qw", "qx", "qy", "qz")
 CLASS_FILE = "classes.yaml"
-_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+MAX_LABEL = 65535  # label values in the files (uint16 range)
 
 
 def _load_class_map(root: Path) -> np.ndarray:
@@ -40,18 +42,22 @@ def _load_class_map(root: Path) -> np.ndarray:
     if not path.is_file():
         raise BadInput(f"{path}: class-mapping file is missing; write {CLASS_FILE} mapping each label value to an Occ3D class (see README)")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text_file(path, "class map"))
     except yaml.YAMLError as exc:
         raise BadInput(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the syntax") from None
     if not isinstance(raw, dict) or not raw:
         raise BadInput(f"{path}: expected a mapping 'label value: Occ3D class', got {type(raw).__name__}")
-    lut = np.full(max(int(k) for k in raw) + 1, -1, np.int16)
+    bad = next((k for k in raw if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_LABEL), None)
+    if bad is not None:
+        raise BadInput(f"{path}: key {bad!r} is not a label value; keys are the whole numbers 0..{MAX_LABEL} "
+                       "found in the files")
+    lut = np.full(max(raw) + 1, -1, np.int16)
     for k, v in raw.items():
         if isinstance(v, str):
             if v not in CLASS_INDEX:
                 raise BadInput(f"{path}: label {k} maps to unknown class '{v}'; use one of {', '.join(CLASS_INDEX)}")
             v = CLASS_INDEX[v]
-        if not isinstance(v, int) or not 0 <= v < NUM_CLASSES or int(k) < 0:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < NUM_CLASSES:
             raise BadInput(f"{path}: entry {k}: {v} is not a label >= 0 mapped to an Occ3D class 0..17")
         lut[int(k)] = v
     return lut
@@ -60,10 +66,12 @@ def _load_class_map(root: Path) -> np.ndarray:
 def _read_poses(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     if not path.is_file():
         raise BadInput(f"{path}: poses file is missing; write poses.csv with columns {','.join(POSE_COLUMNS)}")
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = list(csv.DictReader(io.StringIO(read_text_file(path, "poses file"), newline="")))
     if not rows:
         raise BadInput(f"{path}: no frames; write one row per frame with columns {','.join(POSE_COLUMNS)}")
+    if len(rows) > MAX_SCENE_FRAMES:
+        raise BadInput(f"{path}: {len(rows):,} frames; a scene holds at most {MAX_SCENE_FRAMES:,} keyframes "
+                       "(it is built in memory); split it into several scene folders")
     missing = [c for c in POSE_COLUMNS if c not in rows[0]]
     if missing:
         raise BadInput(f"{path}: missing column(s) {', '.join(missing)}; the header must be {','.join(POSE_COLUMNS)}")
@@ -114,6 +122,8 @@ class OccFolderSource:
         self.lut = _load_class_map(self.root)
         self.rig = self._load_rig()
         self._scene_names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "poses.csv").exists())
+        for n in self._scene_names:  # scene folder names become dataset folder names
+            check_component(n, str(self.root / n), "scene folder name")
         if not self._scene_names:
             raise BadInput(f"--dataroot {self.root}: no scene folders with a poses.csv; see the occ-folder layout in the README")
 
@@ -141,9 +151,8 @@ class OccFolderSource:
 
         scene_dir = self.root / name
         frames, ts, poses = _read_poses(scene_dir / "poses.csv")
-        bad = next((f for f in frames if not _SAFE_NAME.fullmatch(f)), None)
-        if bad is not None:
-            raise BadInput(f"{scene_dir / 'poses.csv'}: frame name '{bad}' may only use letters, digits, '.', '_' and '-'")
+        for f in frames:  # frame names become file and folder names: never '..', '.' or '/'
+            check_component(f, str(scene_dir / "poses.csv"), "frame name")
         if len(set(frames)) != len(frames):
             raise BadInput(f"{scene_dir / 'poses.csv'}: a frame name repeats; each row needs its own frame")
         t = len(frames)

@@ -28,6 +28,10 @@ class SyntheticSource:
         self.config = SyntheticConfig(**{**(overrides or {}), "frames": int(frames)})
 
     @property
+    def frames_per_scene(self) -> int:
+        return self.config.frames
+
+    @property
     def scene_names(self) -> list[str]:
         return [f"scene-{i:04d}" for i in range(self.count)]
 

@@ -7,9 +7,19 @@ meant to be tuned (lane width, ego car size, the box convention).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 from pipelines.errors import BadInput
+from pipelines.limits import MAX_SYNTHETIC_FRAMES
+
+# Plausible ranges (the shares default to 0..1): beyond them a scene would not fit in memory or
+# would not be a city any more.
+_RANGES = {
+    "frames": (1, MAX_SYNTHETIC_FRAMES), "block_min": (40.0, 1000.0), "block_max": (40.0, 1000.0),
+    "traffic_density": (0.0, 20.0), "pedestrian_density": (0.0, 20.0), "vehicle_margin": (0.0, 500.0),
+    "pedestrian_margin": (0.0, 500.0), "sim_hz": (2, 100),
+}
 
 
 @dataclass(frozen=True)
@@ -35,15 +45,15 @@ class SyntheticConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             want = type(f.default)
-            try:
-                norm = want(value)
-            except (TypeError, ValueError):
-                raise BadInput(f"synthetic {f.name}={value!r}: expected a number") from None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):  # true is no number
+                raise BadInput(f"synthetic {f.name}={value!r}: expected a number")
+            norm = want(value) if math.isfinite(value) else value
             if want is int and norm != value:
                 raise BadInput(f"synthetic {f.name}={value!r}: expected a whole number")
+            low, high = _RANGES.get(f.name, (0.0, 1.0))
+            if not (math.isfinite(norm) and low <= norm <= high):
+                raise BadInput(f"synthetic {f.name}={value!r}: must lie in {low:g}..{high:g}")
             object.__setattr__(self, f.name, norm)
-        if self.frames < 1:
-            raise BadInput(f"synthetic frames={self.frames}: a scene needs at least 1 frame")
         if not 40.0 <= self.block_min <= self.block_max:
             raise BadInput(
                 f"synthetic block_min={self.block_min}, block_max={self.block_max}: need 40 <= min <= max"

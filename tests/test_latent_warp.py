@@ -73,7 +73,7 @@ def test_fresh_warp_forecaster_forecasts_the_warped_frame_and_learns_its_residua
 
 def test_motion_prior_is_checked_and_the_paper_config_keeps_the_official_counts():
     assert CONFIGS["paper"].forecaster.motion_prior == "none"
-    assert parameter_report(CONFIGS["paper"])["forecaster"]["total"] == 979_378
+    assert parameter_report(CONFIGS["paper"])["forecaster"]["total"] == 1_722_418
     d = CONFIGS["small"].to_dict()
     d["forecaster"]["motion_prior"] = "flow"
     with pytest.raises(BadInput, match="motion_prior 'flow'"):

@@ -1,7 +1,7 @@
 """Named world-model configurations in one plain registry: `paper`, `small`, `debug`.
 
-`paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 979,378 parameters, the
-released code's numbers); `small` trains on a CPU and adds the ego-motion warp prior
+`paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 1,722,418 parameters,
+3,466,490 in all: the released checkpoints' and the paper's 3.47 M); `small` trains on a CPU and adds the ego-motion warp prior
 (latent_warp.py), which a CPU-sized forecaster cannot learn from data in an hour, and the
 observation-fusion head (observation_fusion.py); `debug` is for tests. Configs are saved beside
 weights (`config.json`) and used to rebuild the model.
@@ -40,7 +40,7 @@ class ForecasterConfig:
     plan_to_scene_heads: int = 4  # scene tokens attend to the plan token
     scene_to_plan_heads: int = 8  # the plan token attends to the scene
     fusion_heads: int = 4
-    ffn_dim: int = 128
+    ffn_dim: int = 512  # official: EE_FormerEncoderLayer's own default 512 wins over the config's 128
     pose_hidden: int = 32
     control_dim: int = 9  # per history slot: Δxy (2) + relative quaternion (4) + [vx, vy, yaw rate]
     num_commands: int = 3

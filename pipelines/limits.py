@@ -15,6 +15,7 @@ The limits (also in the README's Workspace section):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -28,6 +29,7 @@ MAX_IMAGE_SIDE = 4096
 MAX_SYNTHETIC_FRAMES = 600  # keyframes per synthetic scene (5 minutes; ~2 GB per worker while built)
 MAX_SCENE_FRAMES = 1200  # keyframes of one occ-folder scene (10 minutes, ~4 GB while it is built)
 MAX_FPS = 120.0  # render rate (and repeats per keyframe)
+MAX_VIDEO_FRAMES = MAX_HORIZON * 6 + 1  # 3601: 12 fps frames covering the longest forecast
 MAX_TEXT_FILE = 64 * 2**20
 MEMORY_SHARE = 0.8  # of the memory available now that one run may plan to use
 
@@ -58,8 +60,6 @@ def check_fields(part, ranges: dict, where: str) -> None:
     """Every field of a config dataclass read from a file has its default's type (bool is no
     number, an int is a float; tuples are checked element-wise against their default's elements)
     and, for the fields in `ranges`, a value in [lo, hi]."""
-    import dataclasses
-
     for f in dataclasses.fields(part):
         if f.default is dataclasses.MISSING:
             continue

@@ -11,8 +11,9 @@ import torch
 
 from pipelines.errors import BadInput
 from pipelines.occworld.configs import CONFIGS
-from pipelines.occworld.official_weights import read_official, vae_state_from_official
+from pipelines.occworld.official_weights import vae_state_from_official
 from pipelines.occworld.vae import TriplaneVAE
+from pipelines.weights import read_state_dict
 from tests.helpers import REPO
 
 PACK = REPO.parent / "shared" / "official-reference" / "occ"
@@ -21,7 +22,7 @@ needs_pack = pytest.mark.skipif(not (PACK / "vae_ref.npz").is_file(), reason=f"o
 
 def _official_vae(path: Path) -> TriplaneVAE:
     vae = TriplaneVAE(CONFIGS["paper"].vae).eval()
-    raw = read_official(path, "--vae")
+    raw = read_state_dict(path, "--vae")
     raw = {k[len("vqvae."):]: v for k, v in raw.items() if k.startswith("vqvae.")} or raw
     vae.load_state_dict(vae_state_from_official(raw, vae.state_dict(), str(path)))
     return vae
@@ -45,7 +46,7 @@ def test_official_vae_encodes_and_decodes_as_the_official_code(file, one_torch_t
 
 @needs_pack
 def test_an_official_vae_with_a_key_missing_or_left_over_is_named():
-    raw = read_official(PACK / "vae_random.pth", "--vae")
+    raw = read_state_dict(PACK / "vae_random.pth", "--vae")
     own = TriplaneVAE(CONFIGS["paper"].vae).state_dict()
     gone = dict(raw)
     del gone["cls_head.3.bias"]

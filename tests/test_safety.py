@@ -544,7 +544,7 @@ def test_9_repeated_ids_bom_files_and_the_pickle_refusal(capsys, ws, tmp_path):
     poses.write_bytes(b"\xef\xbb\xbf" + poses.read_bytes())
     r = run_cli(capsys, "prepare-occ", "--source", "occ-folder", "--dataroot", src, "--name", "bom", "--no-previews")
     assert r.code == 0, r.err
-    from pipelines.video.metrics import read_state_dict
+    from pipelines.weights import read_state_dict
 
     evil = tmp_path / "evil.pth"
     torch.save({"w": torch.zeros(1), "run": os.system}, evil)

@@ -26,7 +26,7 @@ from pipelines.data.scene import SceneData
 from pipelines.errors import BadInput
 from pipelines.limits import MAX_SEED, MAX_SYNTHETIC_FRAMES, MEMORY_SHARE, available_memory, check_int, check_memory
 from pipelines.store import Workspace, publish
-from pipelines.store.names import check_name, inside
+from pipelines.store.names import check_name
 from pipelines.workers import die_with_parent, worker_pool
 
 DATASET_SCHEMA = 1
@@ -79,14 +79,14 @@ def write_scene(tmp: Path, data: SceneData, previews: bool) -> dict:
     """Write one scene's files under the artifact's temporary folder; return its summary."""
     meta = data.meta
     meta.validate(f"scene '{meta.name}'")  # its name and tokens become paths: never '..' or '/'
-    scene_gts = inside(tmp, Path("gts") / meta.name)
+    scene_gts = tmp / "gts" / meta.name
     for t, token in enumerate(meta.tokens):
-        d = inside(scene_gts, token)
+        d = scene_gts / token
         d.mkdir(parents=True, exist_ok=True)
         (d / "labels.npz").write_bytes(labels_npz_bytes(data.semantics[t], data.mask_lidar[t], data.mask_camera[t]))
         if data.instances is not None:
             (d / "instances.npz").write_bytes(instances_npz_bytes(data.instances[t]))
-    sdir = inside(tmp, Path("scenes") / meta.name)
+    sdir = tmp / "scenes" / meta.name
     sdir.mkdir(parents=True, exist_ok=True)
     (sdir / "scene.json").write_text(json.dumps(meta.to_dict(), indent=1) + "\n")
     if previews:

@@ -1,9 +1,9 @@
 """Named world-model configurations in one plain registry: `paper`, `small`, `debug`.
 
 `paper` has the official GenieDrive sizes (VAE 1,744,072 and predictor 1,722,418 parameters,
-3,466,490 in all: the released checkpoints' and the paper's 3.47 M); `small` trains on a CPU and adds the ego-motion warp prior
-(latent_warp.py), which a CPU-sized forecaster cannot learn from data in an hour, and the
-observation-fusion head (observation_fusion.py); `debug` is for tests. Configs are saved beside
+3,466,490 in all: the released checkpoints' and the paper's 3.47 M); `small` trains on a CPU and
+adds the ego-motion warp prior (latent_warp.py), which a CPU-sized forecaster cannot learn from
+data in an hour, and the observation-fusion head (observation_fusion.py); `debug` is for tests. Configs are saved beside
 weights (`config.json`) and used to rebuild the model.
 """
 
@@ -96,7 +96,7 @@ _FORECASTER_RANGES = {"dim": (1, 1024), "history": (1, 64), "low_layers": (0, 64
                       "fusion_freqs": (1, 64), "future": (1, 64)}
 
 
-MAX_PARAMETERS = 1_000_000_000  # the paper model has 2.7 M; this bounds what a config.json can allocate
+MAX_PARAMETERS = 1_000_000_000  # the paper model has 3.47 M; this bounds what a config.json can allocate
 
 
 def approx_parameters(cfg: "WorldModelConfig") -> int:

@@ -68,9 +68,9 @@ def _check_request(req: ForecastRequest) -> None:
     check_speed(req.speed)
 
 
-def check_speed(speed: float | None, flag: str = "--speed") -> None:
+def check_speed(speed: float | None) -> None:
     if speed is not None and not (math.isfinite(speed) and 0 <= speed <= MAX_SPEED):
-        raise BadInput(f"{flag} {speed}: must be a number of m/s between 0 and {MAX_SPEED:g}")
+        raise BadInput(f"--speed {speed}: must be a number of m/s between 0 and {MAX_SPEED:g}")
 
 
 def default_start(scene) -> int:

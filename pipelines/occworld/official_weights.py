@@ -3,7 +3,8 @@
 The official VAE (`OccupancyVAE` / `EE_World.vqvae`, a standalone dict or the `vqvae.` part of an
 mmcv checkpoint `{'meta', 'state_dict'}`) maps key for key onto `TriplaneVAE`; six tensors differ
 only by a leading singleton axis (the axis tokens [1, 1, C] and position tables [1, L, C]).
-Every official key must map and every gdrive weight be filled, with equal shapes, else BadInput
+Official files are read with `pipelines.weights.read_state_dict` (`weights_only=True`; the mmcv
+wrapper is unwrapped). Every official key must map and every gdrive weight be filled, with equal shapes, else BadInput
 naming what is missing or left over.
 
 (Issue 14, in progress: the forecaster's map and `gdrive import-weights` follow.)
@@ -12,13 +13,11 @@ naming what is missing or left over.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
 
 from pipelines.errors import BadInput
 
-PLANES = ("xy", "xz", "yz")
 # official VAE key (no `vqvae.` prefix) -> gdrive TriplaneVAE key; {p} a plane, {i} a block
 _VAE_RULES = [
     (r"decode_pos_embed", "pos_volume"),
@@ -48,14 +47,6 @@ def _map_key(key: str, rules) -> str | None:
         if re.fullmatch(pattern, key):
             return re.sub(pattern, target, key)
     return None
-
-
-def read_official(path: Path, flag: str) -> dict[str, torch.Tensor]:
-    """An official checkpoint's tensors (mmcv `{'meta', 'state_dict'}` or a plain state dict),
-    loaded with `weights_only=True`; anything that needs more is refused naming the global."""
-    from pipelines.video.metrics import read_state_dict  # one reader for every torch.save file
-
-    return read_state_dict(Path(path), flag)
 
 
 def vae_state_from_official(official: dict[str, torch.Tensor], own: dict[str, torch.Tensor],

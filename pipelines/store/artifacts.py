@@ -240,18 +240,18 @@ class ArtifactWriter:
     def __init__(self, ws: Workspace, kind: str, name: str):
         self.ws, self.kind, self.name = ws, kind, name
         self.root = ws.kind_dir(kind)
-        self._temp = OwnedTemp(self.root, check_name(name))
+        self._temp = OwnedTemp(self.root, name)  # publish checked the name
         self.tmp = self._temp.path
         self._expected: set[str] = set()
 
     def path(self, rel: str) -> Path:
-        p = inside(self.tmp, rel, f"{self.kind} '{self.name}'")
+        self.expect([rel])
+        p = self.tmp / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        self._expected.add(str(Path(rel)))
         return p
 
     def expect(self, rels) -> None:
-        """Files written into `tmp` by other means (worker processes, libraries) that must be there."""
+        """Files written into `tmp` (here, by worker processes or by libraries) that must be there."""
         for rel in rels:
             inside(self.tmp, rel, f"{self.kind} '{self.name}'")
             self._expected.add(str(Path(rel)))
@@ -354,8 +354,8 @@ def reusable_artifact(ws: Workspace, kind: str, name: str, ident: str, force: bo
         return None
     if existing["id"] == ident:
         want = existing.get("contents")
-        if isinstance(want, dict) and folder_contents(target) != want:
-            have = folder_contents(target)
+        have = folder_contents(target) if isinstance(want, dict) else want
+        if have != want:
             ui.warn(f"{kind} '{name}' (id {ident}) no longer holds what it was published with "
                     f"({have['files']} of {want.get('files')} files); rebuilding it")
             return None
@@ -377,7 +377,7 @@ def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config
     `build(writer) -> dict` writes the artifact's files and returns extra manifest fields. An
     existing artifact of that name with another id is an error unless `force` (nothing is lost).
     """
-    check_name(name)
+    check_name(name)  # before anything is made in the workspace
     ident = artifact_id(stage, schema, id_fields, inputs)
     ws.ensure_writable()
     root = ws.kind_dir(kind)

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from pipelines.errors import BadInput
-from pipelines.limits import MAX_IMAGE_SIDE, check_fields
+from pipelines.limits import MAX_FPS, MAX_IMAGE_SIDE, MAX_VIDEO_FRAMES, check_fields
 from pipelines.store.names import check_component
 
 # The official multi-view ring: batch = groups of views in this order, neighbours side by side in
@@ -189,8 +189,9 @@ class VideoConfig:
             raise BadInput(f"{where}: 'name' must be a config name such as wan2.1-1.3b")
         for part, ranges in ((self.transformer, _TRANSFORMER_RANGES), (self.vae, _VAE_RANGES),
                              (self.multiview, {"eta": (0.0, 10.0), "every": (1, 64)}), (self.flow, {}),
-                             (self.sampling, {"steps": (1, 1000), "chunk_frames": (1, 3601), "fps": (1, 120)}),
-                             (self.optim, {"train_frames": (1, 3601)})):
+                             (self.sampling, {"steps": (1, 1000), "chunk_frames": (1, MAX_VIDEO_FRAMES),
+                                              "fps": (1, MAX_FPS)}),
+                             (self.optim, {"train_frames": (1, MAX_VIDEO_FRAMES)})):
             check_fields(part, ranges, f"{where}: {type(part).__name__}")
         check_fields(self, {"resolution": (1, MAX_IMAGE_SIDE), "text_len": (1, 4096)}, where)
         views = self.multiview.views

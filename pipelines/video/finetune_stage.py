@@ -38,7 +38,7 @@ from PIL import Image
 from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene
 from pipelines.errors import BadInput, RunFailure
-from pipelines.limits import check_int
+from pipelines.limits import MAX_VIDEO_FRAMES, check_int
 from pipelines.occworld.distributed import init_distributed
 from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
 from pipelines.occworld.trainer import Stage, TrainSettings
@@ -286,8 +286,8 @@ def _resolve_training(cfg: VideoConfig, req: FinetuneVideoRequest) -> tuple[Vide
     frames = check_frames(cfg.optim.train_frames if req.clip_frames is None else req.clip_frames, "--clip-frames",
                           cfg.vae.temporal_stride)
     check_int(req.clip_stride, "--clip-stride", 1, 120)
-    if frames > 3601:
-        raise BadInput(f"--clip-frames {frames}: at most 3601 frames a clip (official: 37)")
+    if frames > MAX_VIDEO_FRAMES:
+        raise BadInput(f"--clip-frames {frames}: at most {MAX_VIDEO_FRAMES} frames a clip (official: 37)")
     if req.warmup is not None and req.warmup < 0:
         raise BadInput(f"--warmup {req.warmup}: must be 0 or more steps")
     if req.grad_clip is not None and not req.grad_clip >= 0:

@@ -47,7 +47,7 @@ from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene
 from pipelines.data.preview import write_mp4
 from pipelines.errors import BadInput
-from pipelines.limits import MAX_HORIZON, check_memory
+from pipelines.limits import MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, resolve_trajectory, run_forecast,
                                          world_model_folder, world_model_id)
@@ -72,7 +72,7 @@ DEFAULT_FRAMES = 241  # 20 s: three 81-frame rollout rounds
 DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
 TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
 OCCUPANCY_DIR = ".occupancy"  # hidden: list_artifacts skips it, it is no artifact of its own
-MAX_FRAMES = MAX_HORIZON * FRAMES_PER_KEYFRAME + 1  # 3601: 5 minutes
+MAX_FRAMES = MAX_VIDEO_FRAMES  # 3601: 5 minutes
 MAX_SAMPLING_STEPS = 1000
 MAX_GUIDANCE = 100.0
 

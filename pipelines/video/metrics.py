@@ -24,10 +24,7 @@ Protocol (peers-and-protocols.md; FVD as Unterthiner et al. / StyleGAN-V, FID as
 
 from __future__ import annotations
 
-import pickle
-import re
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -39,6 +36,7 @@ from torch import nn
 from pipelines.console import ui
 from pipelines.errors import BadInput
 from pipelines.limits import check_int
+from pipelines.weights import read_state_dict
 from pipelines.video import i3d, inception
 
 METRICS = ("fid", "fvd")
@@ -209,57 +207,6 @@ FVD_NET = NetworkSpec(
     "logits.conv3d.bias [400])",
 )
 NETWORKS = {"fid": FID_NET, "fvd": FVD_NET}
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith("/constants.pkl") or "/code/" in n for n in zf.namelist())
-
-
-def _refusal(exc: Exception) -> str:
-    """Why torch.load refused a file, as a whole phrase: the unpickler names the object it would not
-    build ('Unsupported global: GLOBAL os.system'); other errors are named by their type."""
-    text = " ".join(str(exc).split())
-    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
-    if found:
-        return f"it holds the Python object {found.group(1)}, which weights_only loading refuses to build"
-    if isinstance(exc, pickle.UnpicklingError) or "Weights only load failed" in text:
-        return "it holds Python objects that weights_only loading refuses to build"
-    return f"{type(exc).__name__}: it is no torch.save file"
-
-
-def read_state_dict(path: Path, flag: str) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors or a torch.save file (loaded with weights_only=True)."""
-    if not path.is_file():
-        raise BadInput(f"{flag} {path}: file does not exist; give the path of a weights file")
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-    if len(head) >= 9 and head[8:9] == b"{":  # safetensors: u64 header length, then JSON
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise BadInput(f"{flag} {path}: unreadable safetensors ({str(exc).splitlines()[0]}); the file is truncated or corrupt") from None
-    else:
-        if _is_torchscript(path):
-            raise BadInput(f"{flag} {path}: is a TorchScript archive, not a state dict; convert its tensors to the "
-                           "key layout in 'gdrive evaluate --help' and save them with safetensors")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # pickle errors of many kinds: all mean "not a plain state dict"
-            raise BadInput(f"{flag} {path}: not a safetensors or torch state-dict file ({_refusal(exc)}); "
-                           "save the weights as a plain state dict (safetensors.torch.save_file)") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # training checkpoints wrap the weights
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BadInput(f"{flag} {path}: holds no state dict of tensors; save model.state_dict(), not the model")
-    if state and all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
 
 
 def load_network(spec: NetworkSpec, path: Path, device: torch.device) -> nn.Module:

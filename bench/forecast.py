@@ -96,6 +96,9 @@ def main() -> None:
     cpu = torch.device("cpu")
     torch.manual_seed(0)
     model = WorldModel(cfg).eval()
+    out["parameters"] = {"vae": sum(p.numel() for p in model.vae.parameters()),
+                         "forecaster": sum(p.numel() for p in model.forecaster.parameters()),
+                         "total": sum(p.numel() for p in model.parameters())}
     occ, k = inputs(model, cpu)
     with FlopCounterMode(display=False) as fc:
         one_frame(model, occ, k)

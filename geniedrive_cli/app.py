@@ -22,7 +22,7 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import edit, evaluate, finetune_video, forecast, generate, model_info, options, prepare_occ, render, train_forecaster, train_vae
+from geniedrive_cli import edit, evaluate, finetune_video, forecast, generate, import_weights, model_info, options, prepare_occ, render, train_forecaster, train_vae
 from pipelines import __version__
 from pipelines.console import ui
 from pipelines.errors import GdriveError
@@ -30,6 +30,7 @@ from pipelines.errors import GdriveError
 COMMANDS: dict[str, Callable[..., None]] = {
     "prepare-occ": prepare_occ.command,
     "model-info": model_info.command,
+    "import-weights": import_weights.command,
     "train-vae": train_vae.command,
     "train-forecaster": train_forecaster.command,
     "forecast": forecast.command,

@@ -69,7 +69,7 @@ def command(
             batch_size, state.device), out)
         return
     res = run_evaluate_occ(Workspace.at(state.workspace), EvaluateOccRequest(dataset, model, split, max_windows, adherence, state.device))
-    ui.table(f"occupancy forecasting, {res['windows']} windows (mIoU drop-zero / unseen-one, IoU)",
+    ui.table(f"occupancy forecasting, {res['windows']} windows, protocol {res['protocol']['name']} (mIoU drop-zero / unseen-one, IoU)",
              ["horizon", "method", "mIoU drop_zero", "mIoU unseen_one", "IoU"], report_rows(res))
     if "adherence" in res:
         ui.table("control adherence (ego motion recovered from the forecast vs commanded)", ["horizon", "translation m", "yaw °"],

@@ -236,7 +236,8 @@ def test_4_ctrl_c_exits_130_for_every_command(capsys, monkeypatch, command):
         raise KeyboardInterrupt
 
     monkeypatch.setitem(COMMANDS, command, interrupted)
-    argv = [command] + {"evaluate": ["occ"], "forecast": ["--scene", "s"]}.get(command, [])
+    argv = [command] + {"evaluate": ["occ"], "forecast": ["--scene", "s"],
+                        "import-weights": ["--format", "geniedrive-occ"]}.get(command, [])
     r = run_cli(capsys, *argv)
     assert r.code == 130 and r.err_lines == ["error: interrupted"]
     r = run_cli(capsys, "--json", *argv)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import torch
 from safetensors import SafetensorError
@@ -53,6 +54,38 @@ def load_weights(module: torch.nn.Module, path: Path) -> None:
     module.load_state_dict(state)
 
 
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """A module's state dict as one safetensors file (CPU, contiguous)."""
+    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(path))
+
+
+def write_folder(folder: Path, write: Callable[[Path], None], marker: str) -> Path:
+    """Fill a temporary sibling of `folder` with `write(temp)`, then rename it into place as a
+    whole; `marker` is the file that makes a folder complete (see recover_dir)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(folder.parent, folder.name, marker)  # a swap a killed run left half done
+    temp = OwnedTemp(folder.parent, folder.name)
+    try:
+        write(temp.path)
+        temp.seal()
+        replace_dir(temp.path, folder)
+    except BaseException:
+        temp.discard()
+        raise
+    return folder
+
+
+def write_model_folder(folder: Path, config: dict, parts: dict[str, torch.nn.Module]) -> Path:
+    """A model folder: config.json + <part>.safetensors, written atomically."""
+    def write(tmp: Path) -> None:
+        for stem, module in parts.items():
+            save_weights(module, tmp / f"{stem}.safetensors")
+        (tmp / "config.json").write_text(dump_json(config))
+
+    return write_folder(folder, write, "config.json")
+
+
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
@@ -79,25 +112,14 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tens
 def save_checkpoint(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     state: dict, config: dict, ema: torch.nn.Module | None = None) -> Path:
     """Write a complete checkpoint to `folder` atomically (temp sibling, then rename)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    recover_dir(folder.parent, folder.name, "state.json")  # a swap a killed run left half done
-    temp = OwnedTemp(folder.parent, folder.name)
-    try:
-        _write_checkpoint(temp.path, model, optimizer, state, config, ema)
-        temp.seal()
-        replace_dir(temp.path, folder)
-    except BaseException:
-        temp.discard()
-        raise
-    return folder
+    return write_folder(folder, lambda tmp: _write_checkpoint(tmp, model, optimizer, state, config, ema), "state.json")
 
 
 def _write_checkpoint(tmp: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None, state: dict,
                       config: dict, ema: torch.nn.Module | None) -> None:
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    save_weights(model, tmp / "model.safetensors")
     if ema is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in ema.state_dict().items()}, str(tmp / "ema.safetensors"))
+        save_weights(ema, tmp / "ema.safetensors")
     meta = dict(state)
     if optimizer is not None:
         tensors, opt_meta = _optimizer_tensors(optimizer)

@@ -56,21 +56,32 @@ class ForecasterConfig:
     observation_fusion: bool = False
 
 
+# How a model is rolled out and evaluated. "gdrive": gdrive's conventions (ego-frame steps, the
+# known past motion in the history, identity quaternions in empty slots); "geniedrive": the official
+# EE_World.forward_sample and its quirks (official_protocol.py), which models imported from the
+# released checkpoints need because they were trained under them.
+PROTOCOLS = ("gdrive", "geniedrive")
+
+
 @dataclass(frozen=True)
 class WorldModelConfig:
     name: str
     vae: VAEConfig = field(default_factory=VAEConfig)
     forecaster: ForecasterConfig = field(default_factory=ForecasterConfig)
+    protocol: str = "gdrive"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["protocol"] == "gdrive":
+            del d["protocol"]  # the default: configs (and artifact ids) from before the field stay the same
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "config.json") -> "WorldModelConfig":
         """Rebuild a config saved beside weights, checking every field: a config.json is input,
         and a string width, zero heads or a width that would allocate terabytes exits 2 here."""
         try:
-            cfg = cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]))
+            cfg = cls(d["name"], VAEConfig(**d["vae"]), ForecasterConfig(**d["forecaster"]), d.get("protocol", "gdrive"))
         except (KeyError, TypeError, AttributeError) as exc:
             raise BadInput(f"{where}: not a world-model config ({type(exc).__name__}: {exc}); rebuild it from a named config") from None
         if not isinstance(cfg.name, str) or not cfg.name:
@@ -78,6 +89,8 @@ class WorldModelConfig:
         for part, ranges in (("vae", _VAE_RANGES), ("forecaster", _FORECASTER_RANGES)):
             check_fields(getattr(cfg, part), ranges, f"{where}: {part}")
         check_motion_prior(cfg.forecaster.motion_prior, f"{where}: forecaster.motion_prior")
+        if cfg.protocol not in PROTOCOLS:
+            raise BadInput(f"{where}: protocol '{cfg.protocol}' is unknown; it is one of {', '.join(PROTOCOLS)}")
         _check_divisible(cfg, where)
         n = approx_parameters(cfg)
         if n > MAX_PARAMETERS:

@@ -1,5 +1,6 @@
 """The occupancy forecasting protocol (GenieDrive): 3 past + current + 6 future keyframes, fully
-autoregressive with the logged step transforms and commands, per-horizon confusion matrices
+autoregressive with the logged step transforms and commands (for a model of protocol
+"geniedrive", the official rollout on the logged global poses, official_protocol.py), per-horizon confusion matrices
 (1 s / 2 s / 3 s = future indices 1 / 3 / 5), reconstruction of the current frame, both mIoU
 conventions; beside the model two baselines (copy the current frame; warp it by the logged ego
 motion) and control adherence (ego motion recovered from each forecast frame against the
@@ -17,6 +18,8 @@ from pipelines.data.windows import ForecastWindows
 from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
 from pipelines.metrics.occupancy import confusion_matrix, summarise
 from pipelines.occworld.forecast_stage import FUTURE, PAST
+from pipelines.occworld.observation_fusion import accumulated_poses
+from pipelines.occworld.official_protocol import official_rollout, window_inputs
 from pipelines.occworld.world_model import WorldModel, forecast_latents, window_steps
 
 HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5))
@@ -36,9 +39,11 @@ def _per_horizon(cms: list[np.ndarray]) -> dict[str, dict[str, float]]:
 
 
 @torch.no_grad()
-def forecast_window(model: WorldModel, item: dict, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Forecast one window. Returns (forecast labels [F, X, Y, Z], recon of the current frame
-    [X, Y, Z], seconds {encode, predict, decode})."""
+def forecast_window(model: WorldModel, item: dict, device: torch.device,
+                    official: tuple[dict, dict] | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Forecast one window (with `official` = (metas, observe), the official rollout on them).
+    Returns (forecast labels [F, X, Y, Z], recon of the current frame [X, Y, Z], seconds {encode,
+    predict, decode})."""
     occ = item["occ"].to(device).long()
     rel = item["rel_poses"].to(device)[None]
     cmds = item["commands"].to(device)[None]
@@ -47,7 +52,11 @@ def forecast_window(model: WorldModel, item: dict, device: torch.device) -> tupl
     lat = model.vae.encode(occ[:PAST + 1], sample=False)[None]
     _sync(device)
     t1 = time.perf_counter()
-    pred_lat, moved = forecast_latents(model, lat, window_steps(rel), cmds[:, PAST:-1])
+    if official is not None:
+        pred_lat = official_rollout(model, lat, *official)["pred_latents"]
+        moved = accumulated_poses(window_steps(rel)[:, PAST:])
+    else:
+        pred_lat, moved = forecast_latents(model, lat, window_steps(rel), cmds[:, PAST:-1])
     _sync(device)
     t2 = time.perf_counter()
     pred = torch.stack([model.decode_future(pred_lat[:, i], occ[PAST][None], moved[:, i]).argmax(1)[0]
@@ -70,7 +79,8 @@ def evaluate_windows(model: WorldModel, windows: ForecastWindows, indices, devic
     indices = list(indices)
     for n, i in enumerate(indices):
         item = windows[int(i)]
-        pred, recon, t = forecast_window(model, item, device)
+        official = window_inputs(windows, int(i)) if model.cfg.protocol == "geniedrive" else None
+        pred, recon, t = forecast_window(model, item, device, official)
         if n > 0 or len(indices) == 1:  # the first window warms up kernels and caches
             for k in secs:
                 secs[k] += t[k]

@@ -20,6 +20,13 @@ from pipelines.occworld.world_model import open_world_model
 from pipelines.store import Workspace
 
 
+PROTOCOL_ROLLOUT = {
+    "gdrive": "gdrive's rollout (ego-frame steps, the window's logged past motion in the history)",
+    "geniedrive": "the official EE_World.forward_sample on the logged global poses; batch 1, scenes walked in order, "
+                  "motion buffers carried across a scene's windows and reset at its first complete window",
+}
+
+
 @dataclass
 class EvaluateOccRequest:
     dataset: str = "latest"
@@ -48,6 +55,7 @@ def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:
     res["parameters"] = {"vae": rep["vae"]["total"], "forecaster": rep["forecaster"]["total"],
                          "total": rep["total"]["parameters"]}
     res.update({"dataset": ds.name, "dataset_id": ds.id, "model": str(folder), "split": req.split or "all",
+                "protocol": {"name": model.cfg.protocol, "rollout": PROTOCOL_ROLLOUT[model.cfg.protocol]},
                 "conventions": {"miou_drop_zero": "GenieDrive/OccWorld: mean over classes 0..16 of IoU, classes with IoU = 0 dropped",
                                 "miou_unseen_one": "classes absent from both prediction and ground truth count as 1, zero IoU kept"}})
     return res

@@ -37,7 +37,8 @@ class PoseEncoder(nn.Module):
     def __init__(self, cfg: ForecasterConfig):
         super().__init__()
         h = cfg.pose_hidden
-        self.mlp = nn.Sequential(nn.Linear(cfg.control_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        # No activation after the last Linear (official PoseEncoder.plan_input).
+        self.mlp = _mlp(cfg.control_dim, h, h)
         self.slot = nn.Parameter(nn.init.trunc_normal_(torch.empty(cfg.history, h), std=0.02))
         self.proj = nn.Linear(cfg.history * h, cfg.dim)
 
@@ -47,7 +48,8 @@ class PoseEncoder(nn.Module):
 
 
 class CrossBlock(nn.Module):
-    """Queries attend to a context, then an MLP; both added as residuals."""
+    """Queries attend to a context; q + MLP(Attn(q, ctx)), one residual around both (the official
+    plan injection, CrossPlanAttention and pose_attn: no residual between attention and MLP)."""
 
     def __init__(self, dim: int, heads: int, hidden: int):
         super().__init__()
@@ -55,12 +57,7 @@ class CrossBlock(nn.Module):
         self.mlp = _mlp(dim, hidden, dim)
 
     def forward(self, q: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        q = q + self.attn(q, ctx)
-        return q + self.mlp(q)
-
-
-def _ffn(dim: int, hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        return q + self.mlp(self.attn(q, ctx))
 
 
 class MCALayer(nn.Module):
@@ -74,7 +71,7 @@ class MCALayer(nn.Module):
         self.norm_scene1, self.norm_plan1 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.scene_to_plan = CrossBlock(d, cfg.scene_to_plan_heads, d)
         self.norm_scene2, self.norm_plan2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.ffn_scene, self.ffn_plan = _ffn(d, cfg.ffn_dim), _ffn(d, cfg.ffn_dim)
+        self.ffn_scene, self.ffn_plan = _mlp(d, cfg.ffn_dim, d), _mlp(d, cfg.ffn_dim, d)
         self.norm_scene3, self.norm_plan3 = nn.LayerNorm(d), nn.LayerNorm(d)
 
     def forward(self, scene: torch.Tensor, plan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +107,7 @@ class SpatioTemporalLayer(nn.Module):
         self.deform = DeformableAttention2D(d, cfg.deform_heads, cfg.deform_points)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
         self.fusion = TemporalFusion(cfg)
-        self.ffn = _ffn(d, cfg.ffn_dim)
+        self.ffn = _mlp(d, cfg.ffn_dim, d)
 
     def forward(self, x: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.deform(x, x, (ROWS, COLS)))
@@ -164,8 +161,8 @@ class Forecaster(nn.Module):
         self.cfg = cfg
         d = cfg.dim
         self.pose_encoder = PoseEncoder(cfg)
-        self.row_embed = nn.Parameter(torch.randn(ROWS, d // 2))
-        self.col_embed = nn.Parameter(torch.randn(COLS, d - d // 2))
+        self.col_embed = nn.Parameter(torch.randn(COLS, d // 2))
+        self.row_embed = nn.Parameter(torch.randn(ROWS, d - d // 2))
         self.time_embed = nn.Embedding(cfg.history + 1, d)  # 0..k-1 history, k = current
         self.low = nn.ModuleList(MCALayer(cfg) for _ in range(cfg.low_layers))
         self.head = TransformationHead(cfg)
@@ -177,10 +174,11 @@ class Forecaster(nn.Module):
         self.obs_fusion = ObservationFusion(NUM_CLASSES) if cfg.observation_fusion else None
 
     def _pos(self) -> torch.Tensor:
-        """[ROWS * COLS, C] row ‖ column embedding."""
+        """[ROWS * COLS, C] column ‖ row embedding (official order: channels [0, C/2) by the column,
+        the rest by the row), row-major over (50, 58)."""
         return torch.cat([
-            self.row_embed.unsqueeze(1).expand(ROWS, COLS, -1),
             self.col_embed.unsqueeze(0).expand(ROWS, COLS, -1),
+            self.row_embed.unsqueeze(1).expand(ROWS, COLS, -1),
         ], -1).reshape(ROWS * COLS, -1)
 
     def step(self, current: torch.Tensor, history: torch.Tensor, controls: torch.Tensor,
@@ -227,6 +225,19 @@ def quat_to_rotmat(q: torch.Tensor) -> torch.Tensor:
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
     ], -1).view(*q.shape[:-1], 3, 3)
+
+
+def rotmat_to_quat(r: torch.Tensor) -> torch.Tensor:
+    """[..., 3, 3] rotation -> [..., 4] unit quaternion wxyz with w >= 0."""
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    w = torch.sqrt(torch.clamp(1 + m00 + m11 + m22, min=0)) / 2
+    x = torch.sqrt(torch.clamp(1 + m00 - m11 - m22, min=0)) / 2
+    y = torch.sqrt(torch.clamp(1 - m00 + m11 - m22, min=0)) / 2
+    z = torch.sqrt(torch.clamp(1 - m00 - m11 + m22, min=0)) / 2
+    x = torch.copysign(x, r[..., 2, 1] - r[..., 1, 2])
+    y = torch.copysign(y, r[..., 0, 2] - r[..., 2, 0])
+    z = torch.copysign(z, r[..., 1, 0] - r[..., 0, 1])
+    return F.normalize(torch.stack([w, x, y, z], -1), dim=-1)
 
 
 def step_from_prediction(pred: torch.Tensor) -> torch.Tensor:

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import torch
-from safetensors.torch import save_file
 
 from pipelines.console import ui
 from pipelines.errors import BadInput
+from pipelines.occworld.checkpoint import save_weights
 from pipelines.occworld.configs import WorldModelConfig
 from pipelines.occworld.distributed import init_distributed, resolve_device, shutdown_distributed
 from pipelines.occworld.trainer import Stage, TrainSettings, train
@@ -215,8 +215,7 @@ def _train_and_publish(ws: Workspace, job: TrainingJob, name: str, ident: str, i
             job.write(w, parts)
         else:
             for stem, module in parts.items():
-                state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-                save_file(state, str(w.path(f"{stem}.safetensors")))
+                save_weights(module, w.path(f"{stem}.safetensors"))
             w.write_json("config.json", job.cfg.to_dict())
         w.write_json("metrics.json", out["metrics"])
         return {"metrics": out["metrics"], "parts": sorted(parts), "run": str(run_dir),

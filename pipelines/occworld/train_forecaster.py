@@ -49,6 +49,13 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
     init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage != "predict")
     init_manifest = read_manifest(init_dir) or {}
     cfg = init.cfg
+    if cfg.protocol != "gdrive":
+        if req.stage != "predict":
+            raise BadInput(f"--init {req.init}: an imported model of protocol '{cfg.protocol}' (the official rollout); the "
+                           f"{req.stage} stage trains under gdrive's rollout, which would change what its forecaster sees. "
+                           "Use it with forecast / evaluate occ / generate, or train a fresh forecaster on its VAE "
+                           "with --stage predict")
+        cfg = dataclasses.replace(cfg, protocol="gdrive")  # a fresh forecaster on the imported VAE
     if req.motion_prior is not None:
         check_motion_prior(req.motion_prior)
         if req.stage != "predict" and req.motion_prior != cfg.forecaster.motion_prior:

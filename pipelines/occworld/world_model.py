@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from pipelines.errors import BadInput
-from pipelines.occworld.checkpoint import load_weights
+from pipelines.occworld.checkpoint import load_weights, write_model_folder
 from pipelines.occworld.configs import WorldModelConfig
-from pipelines.occworld.forecaster import Forecaster
+from pipelines.occworld.forecaster import Forecaster, rotmat_to_quat
 from pipelines.occworld.latent_warp import warp_latent
 from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
 from pipelines.occworld.vae import TriplaneVAE
@@ -62,6 +62,42 @@ class WorldModel(nn.Module):
             load_weights(model.forecaster, folder / "forecaster.safetensors")
         return model.eval()
 
+    # -- the Python API (pipelines.occworld) ---------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "WorldModel":
+        """A model folder written by gdrive (training, `import-weights` or save_pretrained): its
+        config.json rebuilds the model; vae.safetensors and, when present, forecaster.safetensors
+        load into it. In eval mode."""
+        folder = Path(folder)
+        where = folder / "config.json"
+        if not where.is_file():
+            raise BadInput(f"{folder}: holds no config.json; give a world-model folder (models/<name>)")
+        try:
+            cfg = WorldModelConfig.from_dict(json.loads(where.read_text()), str(where))
+        except ValueError as exc:
+            raise BadInput(f"{where}: not valid JSON ({exc}); retrain or restore the model folder") from None
+        return cls.from_folder(folder, cfg, need_forecaster=(folder / "forecaster.safetensors").is_file())
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Write config.json, vae.safetensors and forecaster.safetensors into `folder` (replaced as
+        a whole: written beside it, then renamed)."""
+        write_model_folder(Path(folder), self.cfg.to_dict(), {"vae": self.vae, "forecaster": self.forecaster})
+
+    def encode(self, labels) -> torch.Tensor:
+        """labels int64 [B, 200, 200, 16] (tensor or numpy) -> float32 [B, C, 50, 58], the posterior
+        mean."""
+        occ = torch.as_tensor(labels, device=self._device()).long()
+        return self.vae.posterior(occ)[0].float()
+
+    def decode(self, latent) -> torch.Tensor:
+        """latent [B, C, 50, 58] (tensor or numpy) -> float32 logits [B, 18, 200, 200, 16]."""
+        z = torch.as_tensor(latent, device=self._device(), dtype=next(self.vae.parameters()).dtype)
+        return self.vae.decode(z).float()
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
 
 def open_world_model(ref: str, workspace, flag: str = "--model", need_forecaster: bool = True) -> tuple[WorldModel, Path]:
     """A model by folder path (with config.json) or by workspace reference (name, id, 'latest')."""
@@ -76,19 +112,6 @@ def open_world_model(ref: str, workspace, flag: str = "--model", need_forecaster
         raise BadInput(f"{flag} '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
                        f"`gdrive train-forecaster --stage predict --init {ref}`")
     return WorldModel.from_folder(folder, cfg, need_forecaster), folder
-
-
-def rotmat_to_quat(r: torch.Tensor) -> torch.Tensor:
-    """[..., 3, 3] rotation -> [..., 4] unit quaternion wxyz with w >= 0."""
-    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    w = torch.sqrt(torch.clamp(1 + m00 + m11 + m22, min=0)) / 2
-    x = torch.sqrt(torch.clamp(1 + m00 - m11 - m22, min=0)) / 2
-    y = torch.sqrt(torch.clamp(1 - m00 + m11 - m22, min=0)) / 2
-    z = torch.sqrt(torch.clamp(1 - m00 - m11 + m22, min=0)) / 2
-    x = torch.copysign(x, r[..., 2, 1] - r[..., 1, 2])
-    y = torch.copysign(y, r[..., 0, 2] - r[..., 2, 0])
-    z = torch.copysign(z, r[..., 1, 0] - r[..., 0, 1])
-    return nn.functional.normalize(torch.stack([w, x, y, z], -1), dim=-1)
 
 
 def step_targets(step: torch.Tensor) -> torch.Tensor:
@@ -170,6 +193,10 @@ def forecast_latents(model: WorldModel, latents: torch.Tensor, steps: torch.Tens
     [B, F, C, 50, 58], the pose of each forecast frame in the current frame [B, F, 4, 4]).
     """
     past = latents.shape[1] - 1
+    if model.cfg.protocol == "geniedrive":  # imported official weights: the official rollout
+        from pipelines.occworld.official_protocol import official_forecast
+
+        return official_forecast(model, latents, steps, commands), accumulated_poses(steps[:, past:])
     hist, motion = initial_history(latents, steps[:, :past], model.cfg.forecaster.history)
     pred, _ = rollout(model.forecaster, hist, motion, steps[:, past:], commands)
     return pred, accumulated_poses(steps[:, past:])

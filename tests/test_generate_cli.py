@@ -123,9 +123,12 @@ def test_without_a_video_model_writes_the_condition_video_and_says_so(capsys, ws
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["video"] == "conditions" and manifest["video_model"] is None
     assert "settings" not in manifest["id_fields"] and manifest["config"]["resolved"]["horizon"] == 1
-    assert sorted(p.name for p in art.iterdir()) == sorted([f"{v}.mp4" for v in VIEWS] + ["grid.mp4", "manifest.json", "run.json"])
+    assert sorted(p.name for p in art.iterdir()) == sorted([f"{v}.mp4" for v in VIEWS] + [
+        "grid.mp4", "side_by_side.mp4", "manifest.json", "run.json"])
     front = _frames(art / "CAM_FRONT.mp4")
     assert len(front) == 5 and len(_frames(art / "grid.mp4")) == 5
+    side = _frames(art / "side_by_side.mp4")  # top-down (+ legend) | 2 x 3 views | LiDAR, 32 rows
+    assert len(side) == 5 and side[0].shape[0] == 32 and side[0].shape[1] > 96 + 32 + 32
     # Frame 0 is the render's frame 0 (the current keyframe), colourised as the video model sees it.
     run = json.loads((art / "run.json").read_text())
     render = Path(run["render"]["path"])

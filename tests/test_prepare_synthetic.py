@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from pipelines.data.dataset import OccDataset
+from pipelines.data.preview import LEGEND_WIDTH
 from pipelines.data.occ3d import GRID_SHAPE
 from tests.helpers import run_cli
 
@@ -52,7 +53,7 @@ def test_dataset_on_disk_is_valid(capsys, tmp_path):
             for iid in list(ids)[:20]:
                 assert set(np.unique(labels["semantics"][inst == iid])) == {by_id[iid]}
         png = Image.open(root / "previews" / f"{scene.name}.png")
-        assert png.size == (400, 400)
+        assert png.size == (400 + LEGEND_WIDTH, 400)  # the map, then the legend panel
         assert len(np.unique(np.asarray(png).reshape(-1, 3), axis=0)) > 5
         assert (root / "previews" / f"{scene.name}.mp4").stat().st_size > 1000
     assert r.json()["summary"]["frames"] == 12

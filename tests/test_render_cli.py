@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from pipelines.data.preview import read_mp4
 from pipelines.data.rig import default_rig
 from pipelines.geometry import planar_pose
 from pipelines.sensors.render import Sequence, interpolate_pose, output_frames
@@ -39,8 +40,9 @@ def test_render_scene_writes_cameras_lidar_frames_and_previews(capsys, ws):
     pts = np.fromfile(art / "lidar" / "000000.pcd.bin", np.float32).reshape(-1, 5)
     with np.load(art / "lidar" / "000000.labels.npz") as z:
         assert len(z["label"]) == len(pts) > 0
-    for f in ("preview.png", "cameras.mp4", "lidar_topdown.png", "lidar_range.png", "rig.json", "manifest.json"):
+    for f in ("preview.png", "cameras.mp4", "lidar_topdown.png", "lidar_range.png", "lidar_topdown.mp4", "rig.json", "manifest.json"):
         assert (art / f).is_file(), f
+    assert len(read_mp4(art / "lidar_topdown.mp4")) == 5 and read_mp4(art / "lidar_topdown.mp4")[0].shape == (400, 400, 3)
     assert json.loads((art / "rig.json").read_text())["cameras"][0]["width"] == 64
     again = run_cli(capsys, "render", "--dataset", "w", "--scene", "town00", *RES, "--fps", "4", "--name", "r", "--json")
     assert again.code == 0 and again.json()["reused"] is True

@@ -1,6 +1,8 @@
-"""Top-down previews of occupancy: colourised by class, shaded by height, with the ego path.
+"""Top-down previews of occupancy: colourised by class, shaded by height, with the ego path, a
+class legend (the classes in view), a 10 m scale bar and an optional title (such as the time).
 
-Image axes: up = ego +x (forward), left = ego +y (left), 2 px per voxel by default.
+Image axes: up = ego +x (forward), left = ego +y (left), 2 px per voxel by default; the legend is a
+panel of LEGEND_WIDTH px on the right.
 """
 
 from __future__ import annotations
@@ -8,11 +10,56 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
+from pipelines.data.occ3d import CLASS_NAMES, FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
 
 BACKGROUND = np.array([24, 24, 28], np.uint8)
+LEGEND_WIDTH = 150
+SCALE_BAR_M = 10.0
+
+
+def font(size: int = 13) -> ImageFont.ImageFont:
+    """Pillow's bundled font (no system fonts needed)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int = 13) -> None:
+    """Text on a dark box, readable over any picture."""
+    f = font(size)
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=f)
+    draw.rectangle((x0 - 3, y0 - 2, x1 + 3, y1 + 2), fill=(0, 0, 0))
+    draw.text(xy, text, fill=(255, 255, 255), font=f)
+
+
+def legend_panel(classes, height: int, width: int = LEGEND_WIDTH) -> np.ndarray:
+    """[height, width, 3]: a colour swatch and the name of each class index in `classes`."""
+    img = Image.new("RGB", (width, height), tuple(int(v) for v in BACKGROUND))
+    draw = ImageDraw.Draw(img)
+    f = font(12)
+    row = max(12, min(20, (height - 8) // max(len(classes), 1)))
+    for n, c in enumerate(classes):
+        y = 6 + n * row
+        draw.rectangle((8, y + 2, 8 + row - 6, y + row - 4), fill=tuple(int(v) for v in PALETTE[c]))
+        draw.text((14 + row - 6, y), CLASS_NAMES[c], fill=(230, 230, 230), font=f)
+    return np.asarray(img)
+
+
+def annotate_map(img: Image.Image, scale: int, title: str | None = None) -> None:
+    """A 10 m scale bar in the bottom-left corner and the title in the top-left one."""
+    draw = ImageDraw.Draw(img)
+    bar = SCALE_BAR_M / VOXEL_SIZE * scale
+    x0, y = 10, img.height - 12
+    draw.rectangle((x0 - 4, y - 18, x0 + bar + 30, y + 6), fill=(0, 0, 0))
+    draw.line((x0, y, x0 + bar, y), fill=(255, 255, 255), width=3)
+    for x in (x0, x0 + bar):
+        draw.line((x, y - 5, x, y + 4), fill=(255, 255, 255), width=2)
+    draw.text((x0 + bar / 2 - 10, y - 17), f"{SCALE_BAR_M:g} m", fill=(255, 255, 255), font=font(12))
+    if title:
+        label(draw, (8, 6), title)
 
 
 def topdown_rgb(semantics: np.ndarray) -> np.ndarray:
@@ -41,8 +88,10 @@ def _to_pixels(xy: np.ndarray, scale: int) -> np.ndarray:
     return np.stack([col, row], axis=1)
 
 
-def preview_frame(semantics: np.ndarray, ego_path_xy: np.ndarray, current: int, scale: int = 2) -> np.ndarray:
-    """One preview frame [200*scale, 200*scale, 3]: occupancy plus the ego path in this ego frame.
+def preview_frame(semantics: np.ndarray, ego_path_xy: np.ndarray, current: int, scale: int = 2,
+                  title: str | None = None, legend: bool = True) -> np.ndarray:
+    """One preview frame [200*scale, 200*scale (+ LEGEND_WIDTH), 3]: occupancy plus the ego path in
+    this ego frame, a scale bar, the title, and (with `legend`) the classes in view on the right.
 
     ego_path_xy: [T, 2] positions of every frame's ego in the current ego frame; `current` marks
     which one is now (past drawn dim, future bright).
@@ -62,7 +111,12 @@ def preview_frame(semantics: np.ndarray, ego_path_xy: np.ndarray, current: int, 
     # Ego box (4.5 x 1.9 m, rear axle at the origin).
     box = np.array([[-1.0, -0.95], [3.5, -0.95], [3.5, 0.95], [-1.0, 0.95]])
     draw.polygon([tuple(p) for p in _to_pixels(box, scale)], outline=(255, 255, 255), fill=(90, 90, 90))
-    return np.asarray(img)
+    annotate_map(img, scale, title)
+    out = np.asarray(img)
+    if not legend:
+        return out
+    present = [int(c) for c in np.unique(semantics) if c != FREE]
+    return np.concatenate([out, legend_panel(present, out.shape[0])], axis=1)
 
 
 def ego_paths(ego_to_global: np.ndarray) -> np.ndarray:
@@ -76,9 +130,9 @@ def write_scene_previews(semantics: np.ndarray, ego_to_global: np.ndarray, png: 
                          fps: float = 2.0, scale: int = 2) -> None:
     """PNG of the first frame with the whole ego path; MP4 of every frame (2 Hz keyframes)."""
     paths = ego_paths(ego_to_global)
-    Image.fromarray(preview_frame(semantics[0], paths[0], 0, scale)).save(png, format="PNG")
+    Image.fromarray(preview_frame(semantics[0], paths[0], 0, scale, "t = 0 s")).save(png, format="PNG")
     if mp4 is not None:
-        frames = [preview_frame(semantics[t], paths[t], t, scale) for t in range(len(semantics))]
+        frames = [preview_frame(semantics[t], paths[t], t, scale, f"t = {t / fps:g} s") for t in range(len(semantics))]
         write_mp4(mp4, frames, fps)
 
 
@@ -100,3 +154,13 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
     for f in frames:
         writer.send(np.ascontiguousarray(np.pad(f, pad, mode="edge") if h % 2 or w % 2 else f))
     writer.close()
+
+
+def read_mp4(path: Path) -> list[np.ndarray]:
+    """Every frame of an MP4 as [H, W, 3] uint8 (through imageio-ffmpeg's ffmpeg)."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path))
+    meta = next(reader)
+    w, h = meta["size"]
+    return [np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in reader]

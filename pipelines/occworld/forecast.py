@@ -4,7 +4,8 @@ forecasts/<name>/
     manifest.json
     gts/<scene>/<token>/labels.npz   Occ3D layout (semantics + LiDAR/camera visibility masks
                                      ray-cast from the scene's rig), one per future keyframe
-    frames.json                      tokens, times, poses, controls, commands, control adherence
+    frames.json                      tokens, times, poses, controls, commands, control adherence,
+                                     safety (ego box vs obstacles, driveable ground; metrics/safety.py)
     preview.mp4                      top-down occupancy with the commanded trajectory (2 Hz)
 """
 
@@ -21,11 +22,12 @@ import torch
 
 from pipelines.console import ui
 from pipelines.data.controls import COMMANDS, command_one_hot, step_controls
-from pipelines.data.dataset import OccDataset
+from pipelines.data.demo_world import open_dataset
 from pipelines.data.occ3d import labels_npz_bytes
 from pipelines.errors import BadInput
 from pipelines.limits import MAX_HORIZON, MAX_SPEED
 from pipelines.metrics.ego_motion import motion_error, register_static
+from pipelines.metrics.safety import ego_safety, safety_line, summarise_safety
 from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast_stage import PAST
@@ -37,7 +39,7 @@ from pipelines.store import Workspace, artifact_id, find_artifact, publish
 from pipelines.store.artifacts import read_manifest
 from pipelines.store.names import check_name, default_name
 
-SCHEMA = 1
+SCHEMA = 2  # 2: frames.json and the manifest carry the safety report
 REPO = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO / "assets" / "demo" / "world-small"
 DEFAULT_HORIZON = 6  # 3 s, the GenieDrive protocol
@@ -146,9 +148,15 @@ def forecast_occupancy(model, observed: np.ndarray, observed_poses: np.ndarray, 
                      for i in range(pred_lat.shape[1])])
 
 
+def report_safety(summary: dict | None) -> None:
+    """The safety report's one line: a warning when the ego hits something or leaves the road."""
+    if summary is not None:
+        (ui.info if summary["ok"] else ui.warn)(safety_line(summary, KEYFRAME_DT))
+
+
 def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
     _check_request(req)
-    ds = OccDataset.open(req.dataset, ws.root)
+    ds = open_dataset(req.dataset, ws.root)
     scene = ds.scene(req.scene)
     start = default_start(scene) if req.frame is None else req.frame
     if not 0 <= start < scene.num_frames:
@@ -178,6 +186,8 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         stamps = t0 + (np.arange(1, len(poses) + 1) * KEYFRAME_DT * 1e6).astype(np.int64)
         ctrl = step_controls(np.concatenate([scene.poses[start][None], world]), np.r_[t0, stamps])
         frames = []
+        start_instances = scene.frames[start].instance_grid()
+        names = {inst.id: name for name, inst in scene.instances.items()}
         with ui.progress("writing forecast", len(future)) as bar:
             for i, sem in enumerate(future):
                 token = f"{start_token}+{i + 1:03d}"
@@ -192,11 +202,16 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                     terr, yerr = motion_error(recovered, poses[i])
                     entry["recovered_ego_in_start"] = recovered.tolist()
                     entry["adherence"] = {"translation_m": terr, "yaw_deg": math.degrees(yerr), "matched_share": share}
+                # The ego box where the trajectory puts it: in the observed start frame (what was
+                # there at t = 0, instances named) and at the centre of the forecast frame.
+                entry["safety"] = {"observed": ego_safety(observed[-1], poses[i], start_instances, names),
+                                   "predicted": ego_safety(sem, np.eye(4))}
                 frames.append(entry)
                 bar.advance()
+        safety = summarise_safety([f["safety"] for f in frames])
         w.write_json("frames.json", {"scene": scene.name, "dataset": ds.name, "start_frame": start,
                                      "start_token": start_token, "model": str(model_dir), "trajectory": traj_desc,
-                                     "frames": frames})
+                                     "safety": safety, "frames": frames})
         if req.previews:
             path = np.concatenate([np.zeros((1, 2)), poses[:, :2, 3]])
             imgs = [preview_frame(observed[-1], path, 0)]
@@ -204,7 +219,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                 here = (np.linalg.inv(poses[i])[None] @ np.concatenate([np.eye(4)[None], poses]))[:, :2, 3]
                 imgs.append(preview_frame(sem, here, i + 1))
             write_mp4(w.path("preview.mp4"), imgs, 2.0)
-        summary = {"scene": scene.name, "frames": len(frames), "trajectory": traj_desc}
+        summary = {"scene": scene.name, "frames": len(frames), "trajectory": traj_desc, "safety": safety}
         if req.adherence:
             summary["adherence_last"] = frames[-1]["adherence"]
         return summary
@@ -214,5 +229,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         ui.info(f"reusing forecast '{name}' (id {ident}); pass --force to recompute")
     else:
         ui.info(f"wrote forecast '{name}' (id {ident}) to {res.artifact.path}")
+    report_safety(res.artifact.manifest.get("safety"))
     return {"name": name, "id": ident, "path": str(res.artifact.path), "reused": res.reused,
-            **{k: res.artifact.manifest.get(k) for k in ("frames", "trajectory", "adherence_last") if k in res.artifact.manifest}}
+            **{k: res.artifact.manifest.get(k) for k in ("frames", "trajectory", "adherence_last", "safety")
+               if k in res.artifact.manifest}}

@@ -416,4 +416,36 @@ def ring_grid(images, names: Sequence[str]) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
-__all__ = ["CameraRender", "RING_ORDER", "colorize", "render_cameras", "ring_grid", "surface_voxels"]
+MIN_LABELLED_SIDE = 64  # px: smaller views (test sizes) are left unlabelled
+
+
+def labelled_grid(images, names: Sequence[str], t_s: float | None = None) -> np.ndarray:
+    """The ring grid of six views (or the views side by side when they are not the six nuScenes
+    cameras) with each view's name in its corner and the time in the top-right one (views under
+    MIN_LABELLED_SIDE rows are left unlabelled)."""
+    from PIL import Image, ImageDraw
+
+    from pipelines.data.preview import font, label
+
+    images = np.asarray(images)
+    names = list(names)
+    ring = len(names) == 6 and all(n in names for row in RING_ORDER for n in row)
+    grid = ring_grid(images, names) if ring else np.concatenate(list(images), 1)
+    order = [n for row in RING_ORDER for n in row] if ring else names
+    cols = 3 if ring else len(names)
+    h, w = images.shape[1:3]
+    if h < MIN_LABELLED_SIDE or w < 2 * MIN_LABELLED_SIDE:
+        return grid  # a label would cover the whole view
+    img = Image.fromarray(np.ascontiguousarray(grid))
+    draw = ImageDraw.Draw(img)
+    size = max(10, min(16, h // 16))
+    for k, n in enumerate(order):
+        label(draw, ((k % cols) * w + 6, (k // cols) * h + 4), n.replace("CAM_", ""), size)
+    if t_s is not None:
+        text = f"t = {t_s:.2f} s"
+        width = draw.textlength(text, font=font(size))
+        label(draw, (img.width - width - 8, 4), text, size)
+    return np.asarray(img)
+
+
+__all__ = ["CameraRender", "RING_ORDER", "colorize", "labelled_grid", "render_cameras", "ring_grid", "surface_voxels"]

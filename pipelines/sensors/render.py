@@ -14,7 +14,9 @@ renders/<name>/
                                  alpha [V, H, W] uint8 (0-255), views in frames.json "cameras" order
     lidar/<k>.pcd.bin            nuScenes points (x, y, z, intensity, ring) in the LiDAR frame
     lidar/<k>.labels.npz         label, instance, range per point
-    preview.png, cameras.mp4     6-view ring grid (official palette, shaded by depth)
+    preview.png, cameras.mp4     6-view ring grid (official palette, shaded by depth), view names
+                                 and time on every frame
+    lidar_topdown.mp4            the LiDAR bird's-eye view of every frame (whenever LiDAR is rendered)
     lidar_topdown.png, lidar_range.png   the first frame's sweep
 """
 
@@ -32,20 +34,21 @@ from PIL import Image
 from scipy.spatial.transform import Rotation, Slerp
 
 from pipelines.console import ui
-from pipelines.data.dataset import OccDataset, frame_range
+from pipelines.data.dataset import frame_range
+from pipelines.data.demo_world import open_dataset
 from pipelines.data.occ3d import load_labels, npz_bytes
 from pipelines.data.preview import write_mp4
 from pipelines.data.rig import Rig, default_rig, read_rig_file
 from pipelines.errors import BadInput
 from pipelines.limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
 from pipelines.occworld.distributed import resolve_device
-from pipelines.sensors.camera import colorize, render_cameras, render_memory_bytes, ring_grid
+from pipelines.sensors.camera import colorize, labelled_grid, render_cameras, render_memory_bytes
 from pipelines.sensors.lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import find_artifact
 from pipelines.store.names import check_component, check_name, default_name
 
-SCHEMA = 1
+SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
 KEYFRAME_HZ = 2.0
 
 
@@ -103,7 +106,7 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
     if (req.occ is None) == (req.scene is None):
         raise BadInput("--scene/--occ: give either --dataset D --scene X or --occ FOLDER (Occ3D layout), not both")
     if req.scene is not None:
-        ds = OccDataset.open(req.dataset or "latest", ws.root)
+        ds = open_dataset(req.dataset or "latest", ws.root)
         scene = ds.scene(req.scene)
         rig = read_rig_file(Path(req.rig), "--rig") if req.rig else scene.rig
         times = (scene.timestamps_us - scene.timestamps_us[0]) / 1e6
@@ -224,7 +227,7 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
 
     def build(w) -> dict:
         w.write_json("rig.json", rig_out.to_dict())
-        frames, grid_frames, cache = [], [], {}
+        frames, grid_frames, bev_frames, cache = [], [], [], {}
         with ui.progress(f"rendering {seq.name}", len(plan)) as bar:
             for i, f in enumerate(plan):
                 entry = {"index": i, "t_s": f["t_s"], "keyframe": seq.tokens[f["key"]], "ego_in_keyframe": f["ego_pose"].tolist()}
@@ -240,26 +243,31 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
                         "alpha": np.round(alpha * 255).astype(np.uint8)}))
                     src = i
                     if req.previews:
-                        grid = ring_grid(colorize(r), names) if len(names) == 6 else np.concatenate(list(colorize(r)), 1)
+                        views = colorize(r)  # [V, H, W, 3], labelled per output frame below
                     if req.lidar:
                         sweep = lidar_sweep(sem, seq.rig.lidar, inst, f["ego_pose"])
                         write_pcd_bin(w.path(f"lidar/{i:06d}.pcd.bin"), sweep)
                         write_point_labels(w.path(f"lidar/{i:06d}.labels.npz"), sweep)
+                        bev = topdown_image(sweep)  # the bird's-eye video is part of the LiDAR output
                         if i == 0 and req.previews:
-                            Image.fromarray(topdown_image(sweep)).save(w.path("lidar_topdown.png"))
+                            Image.fromarray(bev).save(w.path("lidar_topdown.png"))
                             Image.fromarray(range_image(sweep)).save(w.path("lidar_range.png"))
                 entry["cameras"] = f"cameras/{src:06d}.npz"
                 if req.lidar:
                     entry["lidar"] = f"lidar/{src:06d}.pcd.bin"
                 frames.append(entry)
                 if req.previews:
-                    grid_frames.append(grid)
+                    grid_frames.append(labelled_grid(views, names, f["t_s"]))
+                if req.lidar:
+                    bev_frames.append(bev)
                 bar.advance()
         w.write_json("frames.json", {"scene": seq.name, "cameras": names, "resolution": [height, width], "fps": fps,
                                      "repeat": req.repeat, "frames": frames})
         if req.previews:
             Image.fromarray(grid_frames[0]).save(w.path("preview.png"))
             write_mp4(w.path("cameras.mp4"), grid_frames, fps)
+        if bev_frames:
+            write_mp4(w.path("lidar_topdown.mp4"), bev_frames, fps)
         return {"frames": len(frames), "keyframes": len(keys), "scene": seq.name}
 
     res = publish(ws, "render", "render", SCHEMA, name, dataclasses.asdict(req), id_fields, {}, build, force=req.force)

@@ -21,7 +21,8 @@ generations/<name>/
     run.json          where the run's occupancy, forecast, render (LiDAR) and video model are, and
                       per video frame its time, source keyframe, occupancy file and LiDAR sweep
     CAM_*.mp4         one per view (ring order), N frames, 12 fps, H.264
-    grid.mp4          the six views as a 2 x 3 ring mosaic
+    grid.mp4          the six views as a 2 x 3 ring mosaic, view names and time on every frame
+    side_by_side.mp4  top-down occupancy with the ego path | the six views | LiDAR bird's-eye view
 
 The artifact id hashes the request (scene, start frame, trajectory, frames, resolution, views,
 sampling settings) and the input ids (dataset, world model, video model, prompt embeddings), so it
@@ -45,15 +46,17 @@ import torch
 
 from pipelines.console import ui
 from pipelines.data.dataset import OccDataset, Scene
+from pipelines.data.demo_world import open_dataset
 from pipelines.data.preview import write_mp4
 from pipelines.errors import BadInput
 from pipelines.limits import MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from pipelines.occworld.distributed import resolve_device
-from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, resolve_trajectory, run_forecast,
-                                         world_model_folder, world_model_id)
+from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
+                                         run_forecast, world_model_folder, world_model_id)
 from pipelines.occworld.trajectories import read_waypoints
 from pipelines.occworld.world_model import KEYFRAME_DT
-from pipelines.sensors.camera import render_memory_bytes, ring_grid
+from pipelines.sensors.camera import labelled_grid, render_memory_bytes
+from pipelines.video.side_by_side import SideBySide
 from pipelines.sensors.render import RenderRequest, parse_resolution, run_render
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
@@ -64,7 +67,7 @@ from pipelines.video.loading import VideoModel, load_video_model
 from pipelines.video.rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
                                      generate_video)
 
-SCHEMA = 1
+SCHEMA = 2  # 2: side_by_side.mp4, labelled grid.mp4, the safety report
 KIND = "generation"
 FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
 FRAMES_PER_KEYFRAME = 6
@@ -271,7 +274,7 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
                  "--resolution/--frames", "pass a smaller --resolution or fewer --frames")
 
     check_speed(req.speed)
-    ds = OccDataset.open(req.dataset, ws.root)
+    ds = open_dataset(req.dataset, ws.root)
     names = ds.scene_names()
     if not names:
         raise BadInput(f"--dataset {ds.name}: holds no scenes; make one with `gdrive prepare-occ`")
@@ -376,7 +379,7 @@ class _GridFrames:
     def __getitem__(self, i: int) -> np.ndarray:
         if not 0 <= i < len(self):
             raise IndexError(i)
-        return ring_grid(self.video[:, i], self.views)
+        return labelled_grid(self.video[:, i], self.views, i / FPS)
 
 
 def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) -> np.ndarray:
@@ -409,7 +412,8 @@ def _frame_links(render: Path, scene: str, frames: int) -> list[dict]:
 
 
 def _summary(art_path: Path, manifest: dict, reused: bool) -> dict:
-    keys = ("video", "frames", "fps", "resolution", "views", "files", "forecast", "render", "occupancy", "video_model")
+    keys = ("video", "frames", "fps", "resolution", "views", "files", "forecast", "render", "occupancy", "video_model",
+            "safety")
     return {"name": art_path.name, "id": manifest["id"], "path": str(art_path), "reused": reused,
             **{k: manifest.get(k) for k in keys if k in manifest}}
 
@@ -421,6 +425,7 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
     existing = reusable_artifact(ws, KIND, plan.name, ident, req.force)
     if existing is not None:
         ui.info(f"reusing generation '{plan.name}' (id {ident}); pass --force to recompute")
+        report_safety(existing.manifest.get("safety"))
         return _summary(existing.path, existing.manifest, True)
     n, (height, width) = req.frames, plan.resolution
     ui.info(f"generate: {n} frames ({(n - 1) / FPS:g} s at {FPS:g} fps) of '{plan.scene.name}' under {req.traj}: "
@@ -458,11 +463,14 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
                 bar.advance()
             write_mp4(w.path("grid.mp4"), _GridFrames(frames, plan.views), FPS)
             files.append("grid.mp4")
+            write_mp4(w.path("side_by_side.mp4"), SideBySide(frames, plan.views, occupancy, render_dir, FPS), FPS)
+            files.append("side_by_side.mp4")
             bar.advance()
         stages = {
             "forecast": {k: forecast[k] for k in ("name", "id", "path")},
             "render": {**{k: render[k] for k in ("name", "id", "path")}, "lidar": str(render_dir / "lidar")},
             "occupancy": str(occupancy),
+            "safety": forecast.get("safety"),  # the forecast stage's report (metrics/safety.py)
             "video_model": None if plan.video is None else {
                 "path": str(plan.video_dir), "id": plan.inputs["video_model"], "config": plan.video.config.to_dict()},
         }

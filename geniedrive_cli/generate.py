@@ -16,7 +16,7 @@ CONDITIONS_NOTE = "no --video-model: wrote the condition video (colourised seman
 
 def command(
     scene: Annotated[Optional[str], typer.Option(help="Scene of the dataset (default: its first scene).")] = None,
-    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right | gt | a waypoint file (.csv/.json), as for `gdrive forecast`.")] = "straight",
+    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right (along the road on synthetic scenes) | fixed_<name> | gt | a waypoint file (.csv/.json), as for `gdrive forecast`.")] = "straight",
     dataset: Annotated[str, typer.Option(help="Dataset name, id or 'latest'.")] = "latest",
     frames: Annotated[int, typer.Option(help=f"Video frames at 12 fps, 4k + 1 (default {DEFAULT_FRAMES} = 20 s: three 81-frame rollout rounds); the forecast covers them with ceil((frames - 1) / 6) keyframes at 2 Hz.")] = DEFAULT_FRAMES,
     video_model: Annotated[Optional[str], typer.Option(help="Video model (folder from `gdrive finetune-video`, or its name, id or 'latest'). Without one, the condition video is written.")] = None,

@@ -31,7 +31,8 @@ from pipelines.metrics.safety import ego_safety, safety_line, summarise_safety
 from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast_stage import PAST
-from pipelines.occworld.trajectories import (NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints,
+from pipelines.data.synthetic.routes import scene_route
+from pipelines.occworld.trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
                                              unknown_trajectory)
 from pipelines.occworld.world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
 from pipelines.sensors.raycast import visibility_masks
@@ -125,13 +126,27 @@ def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndar
         poses = poses_of(xyyaw)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return poses, commands_of(poses), {"kind": "file", "file": str(path), "sha256_16": digest}
-    if req.traj not in NAMED:
+    if req.traj not in NAMED and req.traj not in SHAPES:
         raise unknown_trajectory(req.traj)
-    speed = req.speed if req.speed is not None else float(scene.controls[start, 3])
+    logged = float(scene.controls[start, 3])
+    speed = req.speed if req.speed is not None else (route_speed(logged) if req.traj in NAMED else logged)
     horizon = req.horizon or DEFAULT_HORIZON
-    xyyaw = named(req.traj, speed, horizon + DEFAULT_HORIZON)  # + 3 s so the last commands look ahead
+    steps = horizon + DEFAULT_HORIZON  # + 3 s so the last commands look ahead
+    xyyaw = scene_route(scene, start, req.traj, speed, steps) if req.traj in NAMED else None
+    kind = "route"
+    if xyyaw is None:  # a fixed shape, or a source without a road graph
+        xyyaw, kind = named(req.traj, speed, steps), "named"
     poses = poses_of(xyyaw)
-    return poses[:horizon], commands_of(poses[:horizon], poses[horizon:]), {"kind": "named", "name": req.traj, "speed": speed}
+    return poses[:horizon], commands_of(poses[:horizon], poses[horizon:]), {"kind": kind, "name": req.traj, "speed": speed}
+
+
+ROUTE_SPEED = 8.0  # m/s: named routes from a standing start drive at this speed unless --speed says
+
+
+def route_speed(logged: float) -> float:
+    """The cruise speed of a named route: the logged speed at the start, or ROUTE_SPEED when the
+    ego stands there (a route from a standing start would otherwise never move)."""
+    return logged if logged > 1.0 else ROUTE_SPEED
 
 
 @torch.no_grad()

@@ -1,7 +1,9 @@
 """Ego trajectories that drive `gdrive forecast`: named manoeuvres, waypoint files, or the log.
 
 Every trajectory is a list of planar poses (x, y, yaw) of the ego at the future keyframes
-t = 0.5 s, 1.0 s, ... in the start ego frame (x forward, y left), as [H, 4, 4] transforms.
+t = 0.5 s, 1.0 s, ... in the start ego frame (x forward, y left), as [H, 4, 4] transforms. Named
+manoeuvres follow the road on synthetic scenes (pipelines/data/synthetic/routes.py); here are the
+fixed shapes, used on other sources and under the `fixed_` names everywhere.
 """
 
 from __future__ import annotations
@@ -45,8 +47,10 @@ def _integrate(speed_fn, yaw_rate_fn, horizon: int) -> np.ndarray:
 
 
 def named(name: str, speed: float, horizon: int) -> np.ndarray:
-    """A named manoeuvre at `speed` m/s: [horizon, 3] (x, y, yaw)."""
+    """A fixed-shape manoeuvre at `speed` m/s (a name of NAMED, or of SHAPES: `fixed_` + it):
+    [horizon, 3] (x, y, yaw), the same on every road."""
     v = float(speed)
+    name = name[len(SHAPE_PREFIX):] if name.startswith(SHAPE_PREFIX) else name
     if name == "straight":
         return _integrate(lambda t: v, lambda t, yaw: 0.0, horizon)
     if name in ("turn_left", "turn_right"):
@@ -66,10 +70,15 @@ def named(name: str, speed: float, horizon: int) -> np.ndarray:
 
 
 NAMED = ("straight", "turn_left", "turn_right", "stop", "lane_change_left", "lane_change_right")
+# The same manoeuvres as fixed shapes, whatever the road: a 10 m radius 90° arc, a 3.5 m shift in
+# 3 s, 3 m/s² braking. On synthetic scenes the NAMED ones follow the road graph instead.
+SHAPE_PREFIX = "fixed_"
+SHAPES = tuple(SHAPE_PREFIX + n for n in NAMED)
 
 
 def unknown_trajectory(name: str) -> BadInput:
-    return BadInput(f"--traj '{name}': unknown trajectory; choose one of {', '.join(NAMED)}, gt, or a waypoint file (.csv/.json)")
+    return BadInput(f"--traj '{name}': unknown trajectory; choose one of {', '.join(NAMED)}, gt, the fixed shapes "
+                    f"{', '.join(SHAPES)}, or a waypoint file (.csv/.json)")
 
 
 def read_waypoints(path: Path) -> np.ndarray:

@@ -23,6 +23,7 @@ def command(
     name: Annotated[Optional[str], typer.Option(help="Forecast name in the workspace.")] = None,
     previews: Annotated[bool, typer.Option("--previews/--no-previews", help="Write the top-down preview.mp4.")] = True,
     adherence: Annotated[bool, typer.Option("--adherence/--no-adherence", help="Recover the ego motion from each forecast frame and compare it with the command.")] = True,
+    world: Annotated[str, typer.Option(help="model (the world model forecasts) | simulator (synthetic scenes: the scene re-simulated along the trajectory, its ground truth) | auto (simulator where there is one).")] = "model",
     force: Annotated[bool, typer.Option("--force", help="Recompute even if the same forecast exists.")] = False,
 ) -> None:
     """Forecast the scene's occupancy under a trajectory (Occ3D layout + frames.json + preview.mp4).
@@ -30,7 +31,8 @@ def command(
     Example: gdrive forecast --scene scene-0000 --traj turn_left
     """
     req = ForecastRequest(scene=scene, traj=traj, dataset=dataset, model=model, frame=frame, horizon=horizon,
-                          speed=speed, name=name, previews=previews, adherence=adherence, device=state.device, force=force)
+                          speed=speed, name=name, previews=previews, adherence=adherence, device=state.device, force=force,
+                          world=world)
     out = run_forecast(Workspace.at(state.workspace), req)
     if out.get("adherence_last"):
         a = out["adherence_last"]

@@ -28,6 +28,7 @@ def command(
     model: Annotated[Optional[str], typer.Option(help="World model for the forecast (name, id, 'latest' or folder); default: the shipped demo weights.")] = None,
     speed: Annotated[Optional[float], typer.Option(help="m/s for named trajectories (default: the logged speed at the start).")] = None,
     name: Annotated[Optional[str], typer.Option(help="Generation name in the workspace.")] = None,
+    world: Annotated[str, typer.Option(help="Where the future occupancy comes from: auto (the simulator for synthetic scenes, the world model elsewhere) | simulator | model.")] = "auto",
     force: Annotated[bool, typer.Option("--force", help="Recompute every stage (forecast, render, video) even if cached.")] = False,
 ) -> None:
     """Generate multi-view driving video: forecast the scene's occupancy under a trajectory, render it
@@ -41,7 +42,7 @@ def command(
     req = GenerateRequest(dataset=dataset, scene=scene, traj=traj, speed=speed, model=model, frames=frames,
                           video_model=video_model, resolution=resolution, steps=steps, guidance=guidance,
                           chunk_frames=chunk_frames, prompt_embeds=prompt_embeds, seed=state.seed, name=name,
-                          device=state.device, force=force)
+                          device=state.device, force=force, world=world)
     out = run_generate(Workspace.at(state.workspace), req)
     if out["video"] == "conditions":
         ui.info(CONDITIONS_NOTE)

@@ -23,7 +23,7 @@ import torch
 from pipelines.console import ui
 from pipelines.data.controls import COMMANDS, command_one_hot, step_controls
 from pipelines.data.demo_world import open_dataset
-from pipelines.data.occ3d import labels_npz_bytes
+from pipelines.data.occ3d import instances_npz_bytes, labels_npz_bytes
 from pipelines.errors import BadInput
 from pipelines.limits import MAX_HORIZON, MAX_SPEED
 from pipelines.metrics.ego_motion import motion_error, register_static
@@ -60,6 +60,26 @@ class ForecastRequest:
     adherence: bool = True
     device: str = "auto"
     force: bool = False
+    world: str = "model"  # model | simulator | auto (simulator for synthetic scenes, else model)
+
+
+WORLDS = ("model", "simulator", "auto")
+
+
+def resolve_world(world: str, scene) -> str:
+    """'model' or 'simulator' for --world on this scene (BadInput when the simulator is asked for a
+    scene without one)."""
+    from pipelines.data.synthetic.routes import synthetic_origin
+
+    if world not in WORLDS:
+        raise BadInput(f"--world '{world}': unknown; choose one of {', '.join(WORLDS)}")
+    has_sim = synthetic_origin(scene) is not None
+    if world == "auto":
+        return "simulator" if has_sim else "model"
+    if world == "simulator" and not has_sim:
+        raise BadInput(f"--world simulator: scene '{scene.name}' of dataset '{scene.dataset.name}' has no simulator behind "
+                       "it (only synthetic scenes of this generator do); use --world model")
+    return world
 
 
 def _check_request(req: ForecastRequest) -> None:
@@ -177,24 +197,39 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
     if not 0 <= start < scene.num_frames:
         raise BadInput(f"--frame {start}: scene '{scene.name}' has frames 0..{scene.num_frames - 1}")
     poses, cmds, traj_desc = resolve_trajectory(req, scene, start)
-    model_dir = world_model_folder(ws, req.model)
-    model, _ = open_world_model(str(model_dir), ws.root)
-    model_id = world_model_id(model_dir)
+    world_kind = resolve_world(req.world, scene)
     id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": len(poses),
                  "poses": np.round(poses, 6).tolist(), "adherence": req.adherence}
-    inputs = {"dataset": ds.id, "model": model_id}
+    inputs = {"dataset": ds.id}
+    if world_kind == "model":
+        model_dir = world_model_folder(ws, req.model)
+        model, _ = open_world_model(str(model_dir), ws.root)
+        inputs["model"] = world_model_id(model_dir)
+        device = resolve_device(req.device)
+        model.to(device)
+    else:
+        model_dir = None
+        id_fields["world"] = "simulator"
     ident = artifact_id("forecast", SCHEMA, id_fields, inputs)
     label = traj_desc.get("name", traj_desc["kind"])
     name = req.name or default_name(f"{scene.name}-{label}", ident)
-    device = resolve_device(req.device)
-    model.to(device)
 
     def build(w) -> dict:
         first = max(0, start - PAST)
         observed = np.stack([scene.semantics(i) for i in range(first, start + 1)])
         obs_poses = np.linalg.inv(scene.poses[start])[None] @ scene.poses[first:start + 1]
-        ui.info(f"forecasting {len(poses)} keyframes of '{scene.name}' from frame {start} under {label}")
-        future = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
+        truth = None
+        if world_kind == "model":
+            ui.info(f"forecasting {len(poses)} keyframes of '{scene.name}' from frame {start} under {label}")
+            future = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
+        else:
+            from pipelines.data.synthetic.resimulate import scene_counterfactual
+
+            ui.info(f"re-simulating {len(poses)} keyframes of '{scene.name}' from frame {start} under {label} "
+                    "(the simulator's world, not a world model)")
+            truth = scene_counterfactual(scene, start, poses)
+            future = truth.semantics
+            truth_names = {inst.id: n for n, inst in truth.table.items()}
         start_token = scene.frames[start].token
         t0 = int(scene.timestamps_us[start])
         world = scene.poses[start][None] @ poses
@@ -206,7 +241,11 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         with ui.progress("writing forecast", len(future)) as bar:
             for i, sem in enumerate(future):
                 token = f"{start_token}+{i + 1:03d}"
-                lidar, camera = visibility_masks(sem, scene.rig)
+                if truth is None:
+                    lidar, camera = visibility_masks(sem, scene.rig)
+                else:
+                    lidar, camera = truth.mask_lidar[i], truth.mask_camera[i]
+                    w.write_bytes(str(Path("gts") / scene.name / token / "instances.npz"), instances_npz_bytes(truth.instances[i]))
                 w.write_bytes(str(Path("gts") / scene.name / token / "labels.npz"), labels_npz_bytes(sem, lidar, camera))
                 entry = {"token": token, "t_s": (i + 1) * KEYFRAME_DT, "timestamp_us": int(stamps[i]),
                          "ego_in_start": poses[i].tolist(), "ego_to_global": world[i].tolist(),
@@ -220,12 +259,14 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                 # The ego box where the trajectory puts it: in the observed start frame (what was
                 # there at t = 0, instances named) and at the centre of the forecast frame.
                 entry["safety"] = {"observed": ego_safety(observed[-1], poses[i], start_instances, names),
-                                   "predicted": ego_safety(sem, np.eye(4))}
+                                   "predicted": ego_safety(sem, np.eye(4)) if truth is None else
+                                   ego_safety(sem, np.eye(4), truth.instances[i], truth_names)}
                 frames.append(entry)
                 bar.advance()
         safety = summarise_safety([f["safety"] for f in frames])
         w.write_json("frames.json", {"scene": scene.name, "dataset": ds.name, "start_frame": start,
-                                     "start_token": start_token, "model": str(model_dir), "trajectory": traj_desc,
+                                     "start_token": start_token, "world": world_kind,
+                                     "model": None if model_dir is None else str(model_dir), "trajectory": traj_desc,
                                      "safety": safety, "frames": frames})
         if req.previews:
             path = np.concatenate([np.zeros((1, 2)), poses[:, :2, 3]])
@@ -234,7 +275,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                 here = (np.linalg.inv(poses[i])[None] @ np.concatenate([np.eye(4)[None], poses]))[:, :2, 3]
                 imgs.append(preview_frame(sem, here, i + 1))
             write_mp4(w.path("preview.mp4"), imgs, 2.0)
-        summary = {"scene": scene.name, "frames": len(frames), "trajectory": traj_desc, "safety": safety}
+        summary = {"scene": scene.name, "frames": len(frames), "trajectory": traj_desc, "world": world_kind, "safety": safety}
         if req.adherence:
             summary["adherence_last"] = frames[-1]["adherence"]
         return summary
@@ -246,5 +287,5 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         ui.info(f"wrote forecast '{name}' (id {ident}) to {res.artifact.path}")
     report_safety(res.artifact.manifest.get("safety"))
     return {"name": name, "id": ident, "path": str(res.artifact.path), "reused": res.reused,
-            **{k: res.artifact.manifest.get(k) for k in ("frames", "trajectory", "adherence_last", "safety")
+            **{k: res.artifact.manifest.get(k) for k in ("frames", "trajectory", "world", "adherence_last", "safety")
                if k in res.artifact.manifest}}

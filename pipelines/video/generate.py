@@ -52,7 +52,7 @@ from pipelines.errors import BadInput
 from pipelines.limits import MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
-                                         run_forecast, world_model_folder, world_model_id)
+                                         resolve_world, run_forecast, world_model_folder, world_model_id)
 from pipelines.occworld.trajectories import read_waypoints
 from pipelines.occworld.world_model import KEYFRAME_DT
 from pipelines.sensors.camera import labelled_grid, render_memory_bytes
@@ -98,6 +98,7 @@ class GenerateRequest:
     name: str | None = None
     device: str = "auto"
     force: bool = False  # recompute every stage
+    world: str = "auto"  # the future occupancy: simulator (synthetic scenes) or model; auto picks
 
 
 @dataclass
@@ -283,9 +284,12 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     horizon = forecast_horizon(req.frames)
     poses, traj_desc = _trajectory(req, scene, start, horizon)
     _check_rig(scene, views)
-    inputs = {"dataset": ds.id, "world_model": world_model_id(world_model_folder(ws, req.model))}
+    world = resolve_world(req.world, scene)
+    inputs = {"dataset": ds.id}
+    if world == "model":
+        inputs["world_model"] = world_model_id(world_model_folder(ws, req.model))
 
-    id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": horizon,
+    id_fields = {"scene": scene.name, "frame": start, "traj": traj_desc, "horizon": horizon, "world": world,
                  "poses": np.round(poses, 6).tolist(), "frames": req.frames, "fps": FPS,
                  "resolution": list(resolution), "views": list(views),
                  "video": "conditions" if video is None else "generated"}
@@ -412,8 +416,8 @@ def _frame_links(render: Path, scene: str, frames: int) -> list[dict]:
 
 
 def _summary(art_path: Path, manifest: dict, reused: bool) -> dict:
-    keys = ("video", "frames", "fps", "resolution", "views", "files", "forecast", "render", "occupancy", "video_model",
-            "safety")
+    keys = ("video", "frames", "fps", "resolution", "views", "files", "world", "forecast", "render", "occupancy",
+            "video_model", "safety")
     return {"name": art_path.name, "id": manifest["id"], "path": str(art_path), "reused": reused,
             **{k: manifest.get(k) for k in keys if k in manifest}}
 
@@ -428,13 +432,15 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
         report_safety(existing.manifest.get("safety"))
         return _summary(existing.path, existing.manifest, True)
     n, (height, width) = req.frames, plan.resolution
+    world = ("the simulator (re-simulated along the trajectory)" if plan.id_fields["world"] == "simulator"
+             else "the world model")
     ui.info(f"generate: {n} frames ({(n - 1) / FPS:g} s at {FPS:g} fps) of '{plan.scene.name}' under {req.traj}: "
-            f"forecast {plan.horizon} keyframes, render at {height}x{width}, "
+            f"{plan.horizon} keyframes from {world}, render at {height}x{width}, "
             + ("condition video (no --video-model)" if plan.video is None else f"video model {plan.video_dir}"))
 
     forecast = run_forecast(ws, ForecastRequest(
         scene=plan.scene.name, traj=req.traj, dataset=str(plan.ds.root), model=req.model, horizon=plan.horizon,
-        speed=req.speed, adherence=False, device=req.device, force=req.force))
+        speed=req.speed, adherence=False, device=req.device, force=req.force, world=plan.id_fields["world"]))
     occupancy = occupancy_sequence(ws, plan, Path(forecast["path"]), req.force)
     render = run_render(ws, RenderRequest(
         occ=str(occupancy), cameras=",".join(plan.views), resolution=f"{height}x{width}", lidar=True, fps=FPS,
@@ -479,7 +485,7 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
             "video": plan.id_fields["video"], "views": list(plan.views), **stages,
             "frame_links": _frame_links(render_dir, plan.scene.name, n)})
         return {"video": plan.id_fields["video"], "frames": n, "fps": FPS, "resolution": list(plan.resolution),
-                "views": list(plan.views), "files": files, **stages}
+                "views": list(plan.views), "files": files, "world": plan.id_fields["world"], **stages}
 
     res = publish(ws, KIND, "generate", SCHEMA, plan.name, config, plan.id_fields, plan.inputs, build, force=req.force)
     if res.reused:  # another run published it while this one forecast and rendered

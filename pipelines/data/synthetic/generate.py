@@ -45,7 +45,9 @@ GRID_REACH = 40.0 * math.sqrt(2.0) + 1.0  # m from the ego origin to the farthes
 class Simulated:
     """Everything up to the simulation, in the map frame (used by generate_scene and tests)."""
 
-    def __init__(self, seed: int, index: int, config: SyntheticConfig) -> None:
+    def __init__(self, seed: int, index: int, config: SyntheticConfig, extra_frames: int = 0) -> None:
+        """`extra_frames` runs the simulation that many keyframes past the scene's end (the world
+        and every agent are planned for the scene alone, so its frames stay the same)."""
         if seed < 0 or index < 0:
             raise BadInput(f"synthetic scene seed={seed}, index={index}: both must be >= 0")
         cfg = config
@@ -66,7 +68,7 @@ class Simulated:
         peds = spawn_pedestrians(net, cfg, rng_ped, route)
         # Priority order: ego, its leads, fixed objects, traffic, pedestrians.
         self.agents = drop_conflicts([plan.ego] + plan.leads + self.world.statics + vehicles + peds)
-        self.result: SimResult = run_simulation(self.agents, sig, cfg.frames, cfg.sim_hz)
+        self.result: SimResult = run_simulation(self.agents, sig, cfg.frames + int(extra_frames), cfg.sim_hz)
         # Map -> global: a random rotation and offset so that scenes do not share a frame.
         self.global_yaw = float(rng_glob.uniform(-math.pi, math.pi))
         self.global_xy = rng_glob.uniform(200.0, 2800.0, 2)
@@ -115,15 +117,14 @@ def frame_token(seed: int, index: int, frame: int) -> str:
     return hashlib.md5(f"{seed}/{index}/{frame}".encode()).hexdigest()
 
 
-def _instance_table(
-    sim_: Simulated, boxes: np.ndarray, local: list[np.ndarray], near: list[np.ndarray]
+def instance_table(
+    agents: list, boxes: np.ndarray, local: list[np.ndarray], near: list[np.ndarray]
 ) -> tuple[dict[str, Instance], np.ndarray]:
     """Instances that have voxels in at least one frame, ids in order of first appearance.
 
     boxes: [T, N, 7] global; local[t]: [N, 7] in frame t's ego frame; near[t]: agent indices
     whose box may reach frame t's grid. Returns the table and ids [N] uint16 (0: not on grid).
     """
-    agents = sim_.agents
     t_frames = len(local)
     cls = np.array([a.cls for a in agents], np.uint8)
     counts = np.zeros((t_frames, len(agents)), np.int64)
@@ -153,6 +154,33 @@ def _instance_table(
     return table, ids
 
 
+def near_boxes(local: list[np.ndarray], agents: list) -> list[np.ndarray]:
+    """Per frame, the agents whose ego-frame box may reach the grid (agent 0, the ego, never)."""
+    half_diag = np.array([math.hypot(a.length, a.width) / 2 for a in agents])
+    not_ego = np.arange(len(agents)) > 0
+    return [np.nonzero((np.abs(lb[:, 0]) < 40.0 + half_diag) & (np.abs(lb[:, 1]) < 40.0 + half_diag) & not_ego)[0]
+            for lb in local]
+
+
+def voxelise_frames(raster, ego_map: np.ndarray, local: list[np.ndarray], near: list[np.ndarray], agents: list,
+                    ids: np.ndarray, rig: Rig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Semantics, instances and the LiDAR / camera masks [T, 200, 200, 16] of the ego at map-frame
+    poses ego_map [T, 3]: the static raster, then every agent with an instance id in its box."""
+    t_frames = len(local)
+    cls = np.array([a.cls for a in agents], np.uint8)
+    semantics = np.empty((t_frames, *GRID_SHAPE), np.uint8)
+    instances = np.zeros((t_frames, *GRID_SHAPE), np.uint16)
+    mask_lidar = np.empty_like(semantics)
+    mask_camera = np.empty_like(semantics)
+    for t in range(t_frames):
+        semantics[t] = gather_frame(raster, *ego_map[t])
+        sel = near[t][ids[near[t]] > 0]
+        paint_boxes(semantics[t], instances[t], np.ascontiguousarray(local[t][sel]), cls[sel], ids[sel],
+                    np.zeros(len(sel), np.int64), True)
+        mask_lidar[t], mask_camera[t] = visibility_masks(semantics[t], rig)
+    return semantics, instances, mask_lidar, mask_camera
+
+
 def generate_scene(seed: int, index: int, config: SyntheticConfig | None = None, rig: Rig | None = None) -> SceneData:
     """One synthetic scene: semantics, masks and instance grids [T, 200, 200, 16] with metadata.
 
@@ -172,26 +200,11 @@ def generate_scene(seed: int, index: int, config: SyntheticConfig | None = None,
 
     # Boxes near each frame's grid (the ego itself, agent 0, is not in the occupancy).
     agents = sim_.agents
-    half_diag = np.array([math.hypot(a.length, a.width) / 2 for a in agents])
-    not_ego = np.arange(len(agents)) > 0
     local = [boxes_in_ego(boxes[t], poses[t]) for t in range(t_frames)]
-    near = [
-        np.nonzero((np.abs(lb[:, 0]) < 40.0 + half_diag) & (np.abs(lb[:, 1]) < 40.0 + half_diag) & not_ego)[0]
-        for lb in local
-    ]
-    table, ids = _instance_table(sim_, boxes, local, near)
+    near = near_boxes(local, agents)
+    table, ids = instance_table(sim_.agents, boxes, local, near)
 
-    cls = np.array([a.cls for a in agents], np.uint8)
-    semantics = np.empty((t_frames, *GRID_SHAPE), np.uint8)
-    instances = np.zeros((t_frames, *GRID_SHAPE), np.uint16)
-    mask_lidar = np.empty_like(semantics)
-    mask_camera = np.empty_like(semantics)
-    for t in range(t_frames):
-        semantics[t] = gather_frame(raster, *ego_map[t])
-        sel = near[t][ids[near[t]] > 0]
-        paint_boxes(semantics[t], instances[t], np.ascontiguousarray(local[t][sel]), cls[sel], ids[sel],
-                    np.zeros(len(sel), np.int64), True)
-        mask_lidar[t], mask_camera[t] = visibility_masks(semantics[t], rig)
+    semantics, instances, mask_lidar, mask_camera = voxelise_frames(raster, ego_map, local, near, agents, ids, rig)
 
     meta = SceneMeta(
         name=f"scene-{index:04d}",
@@ -207,4 +220,5 @@ def generate_scene(seed: int, index: int, config: SyntheticConfig | None = None,
     return SceneData(meta, semantics, mask_lidar, mask_camera, instances)
 
 
-__all__ = ["SyntheticConfig", "Simulated", "frame_token", "generate_scene"]
+__all__ = ["SyntheticConfig", "Simulated", "frame_token", "generate_scene", "instance_table", "near_boxes",
+           "voxelise_frames"]

@@ -12,12 +12,13 @@ pose at the start frame the route:
 - `stop` follows the lane and brakes to a stop behind the first obstacle in it (a vehicle of the
   log at the start frame), or at the next stop line when the lane ahead is clear.
 Speeds: the requested speed, capped by curvature (lateral acceleration ≤ A_LAT) and by the lead
-vehicle (the nearest logged instance in the lane ahead, replayed from the log), with bounded
-acceleration and braking. Poses are sampled at the keyframe rate in the start ego frame.
+vehicle (the nearest agent of the scene's simulation in the lane ahead, replayed, past the scene's
+end too), with bounded acceleration and braking. Poses are sampled at the keyframe rate in the start ego frame.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -213,8 +214,8 @@ def drive(path: Path, speed: float, steps: int, dt: float, v0: float, stop_s: fl
     """Drive the path: [steps, 3] map-frame (x, y, yaw) every `dt` s after the start.
 
     speed: the cruise speed; v0: the speed at the start; stop_s: arc length to stop at (None:
-    none); obstacles(t) -> [K, 2] map-frame centres of the objects at time t (the lead vehicle
-    is the nearest one within CORRIDOR of the path ahead).
+    none); obstacles(t) -> [K, 3] map-frame centres and half lengths of the objects at time t
+    (the lead vehicle is the nearest one within CORRIDOR of the path ahead).
     """
     vlim = curvature_limit(path)
     s, v = 0.0, float(v0)
@@ -228,13 +229,14 @@ def drive(path: Path, speed: float, steps: int, dt: float, v0: float, stop_s: fl
         target = min(speed, float(ahead.min()) if len(ahead) else speed)
         limit_s = stop_s
         if obstacles is not None:
-            centres = obstacles(t)
-            if len(centres):
-                d = np.linalg.norm(pts[None, k:k + 400] - centres[:, None], axis=-1)  # [K, ahead samples]
+            objs = obstacles(t)
+            if len(objs):
+                d = np.linalg.norm(pts[None, k:k + 400] - objs[:, None, :2], axis=-1)  # [K, ahead samples]
                 near = d.min(1) < CORRIDOR
                 if near.any():
-                    s_obj = s + DS * d[near].argmin(1).min()
-                    gap_s = s_obj - EGO_LENGTH - GAP + EGO_REAR_AXLE_TO_CENTRE
+                    # the rear axle stops GAP behind the object's back: its centre less its half length
+                    s_back = s + DS * d[near].argmin(1) - objs[near, 2]
+                    gap_s = float(s_back.min()) - GAP - (EGO_REAR_AXLE_TO_CENTRE + EGO_LENGTH / 2)
                     limit_s = gap_s if limit_s is None else min(limit_s, gap_s)
         if limit_s is not None:
             target = min(target, math.sqrt(max(2 * B_MAX * max(limit_s - s, 0.0), 0.0)))
@@ -262,33 +264,26 @@ def synthetic_origin(scene) -> tuple[int, int, SyntheticConfig] | None:
         return None
 
 
-def _logged_obstacles(scene, start: int, roads: SceneRoads, ego_xy: np.ndarray):
-    """obstacles(t) -> [K, 2] map-frame centres of the scene's instances t s after frame `start`
-    (linear between keyframes; past the end of its log an instance goes on at its last velocity,
-    so a parked car stays and a moving one keeps moving)."""
-    tracks = []
-    for inst in scene.instances.values():
-        frames = np.asarray(inst.frames)
-        if start > frames.max():
-            continue
-        xs, ys, _ = roads.to_map_xy(inst.boxes[:, 0], inst.boxes[:, 1])
-        first = np.argmin(np.abs(frames - start))
-        if np.hypot(xs[first] - ego_xy[0], ys[first] - ego_xy[1]) < 1.0:
-            continue  # the ego itself
-        tracks.append((frames.astype(np.float64), xs, ys))
+@functools.lru_cache(maxsize=2)
+def simulated(seed: int, index: int, config: SyntheticConfig, beyond: int = 0):
+    """The scene's simulation, run `beyond` keyframes past its end (cached: a route and its
+    counterfactual truth share one)."""
+    from pipelines.data.synthetic.generate import Simulated
+
+    return Simulated(seed, index, config, extra_frames=beyond)
+
+
+def _simulated_obstacles(sim, start: int):
+    """obstacles(t) for `drive`: every simulated agent but the ego (map frame, centres and half
+    lengths) t s after keyframe `start`, linear between keyframes."""
+    x, y = sim.result.x[:, 1:], sim.result.y[:, 1:]  # [T, N-1] map-frame centres at the keyframes
+    half = np.array([a.length / 2 for a in sim.agents[1:]])
 
     def at(t: float) -> np.ndarray:
-        f = start + t / KEYFRAME_S
-        pts = []
-        for fr, xs, ys in tracks:
-            if fr[0] > f + 1e-9:
-                continue  # not in view yet
-            if f <= fr[-1] or len(fr) < 2:
-                pts.append((np.interp(f, fr, xs), np.interp(f, fr, ys)))
-            else:  # past its log: on at its last velocity
-                k = (f - fr[-1]) / (fr[-1] - fr[-2])
-                pts.append((xs[-1] + k * (xs[-1] - xs[-2]), ys[-1] + k * (ys[-1] - ys[-2])))
-        return np.array(pts).reshape(-1, 2)
+        f = min(start + t / KEYFRAME_S, x.shape[0] - 1)
+        k = min(int(f), x.shape[0] - 2)
+        w = f - k
+        return np.stack([x[k] + w * (x[k + 1] - x[k]), y[k] + w * (y[k + 1] - y[k]), half], 1)
 
     return at
 
@@ -319,7 +314,8 @@ def scene_route(scene, start: int, move: str, speed: float, steps: int) -> np.nd
         raise BadInput(f"--traj {move}: no such route within {length:.0f} m from {where}; the routes that exist from "
                        f"there: {', '.join(have) or 'none'} (or a waypoint file)")
     path, stop = route
-    out = drive(path, speed, steps, KEYFRAME_S, v0, stop, _logged_obstacles(scene, start, roads, here))
+    sim = simulated(*origin, beyond=max(start + steps - (origin[2].frames - 1), 0))
+    out = drive(path, speed, steps, KEYFRAME_S, v0, stop, _simulated_obstacles(sim, start))
     # map frame -> start ego frame
     c, s = math.cos(yaw), math.sin(yaw)
     d = out[:, :2] - here

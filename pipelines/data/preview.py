@@ -7,6 +7,7 @@ panel of LEGEND_WIDTH px on the right.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +20,9 @@ LEGEND_WIDTH = 150
 SCALE_BAR_M = 10.0
 
 
+@functools.lru_cache(maxsize=8)
 def font(size: int = 13) -> ImageFont.ImageFont:
-    """Pillow's bundled font (no system fonts needed)."""
+    """Pillow's bundled font (no system fonts needed), loaded once per size."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: the fixed bitmap font

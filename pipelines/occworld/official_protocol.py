@@ -26,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from pipelines.data.controls import command_one_hot
 from pipelines.occworld.forecaster import rotmat_to_quat
 
 OBSERVED = 4  # frames t-3..t; also the length of the observe buffers
@@ -262,8 +263,6 @@ def window_inputs(windows, i: int) -> tuple[dict, dict]:
     """`official_inputs` for window i of a ForecastWindows, from the logged global poses, as the
     official evaluation holds them: scenes walked in order from their first complete window (the
     sequence start, where the observe buffers are reset), one logged step taken in per window."""
-    from pipelines.data.controls import command_one_hot
-
     cache = windows.cache
     c = int(windows.centres[i])
     si = int(cache.frame_scene[c])

@@ -70,14 +70,9 @@ class WorldModel(nn.Module):
         config.json rebuilds the model; vae.safetensors and, when present, forecaster.safetensors
         load into it. In eval mode."""
         folder = Path(folder)
-        where = folder / "config.json"
-        if not where.is_file():
+        if not (folder / "config.json").is_file():
             raise BadInput(f"{folder}: holds no config.json; give a world-model folder (models/<name>)")
-        try:
-            cfg = WorldModelConfig.from_dict(json.loads(where.read_text()), str(where))
-        except ValueError as exc:
-            raise BadInput(f"{where}: not valid JSON ({exc}); retrain or restore the model folder") from None
-        return cls.from_folder(folder, cfg, need_forecaster=(folder / "forecaster.safetensors").is_file())
+        return cls.from_folder(folder, read_config(folder), need_forecaster=(folder / "forecaster.safetensors").is_file())
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Write config.json, vae.safetensors and forecaster.safetensors into `folder` (replaced as
@@ -99,15 +94,21 @@ class WorldModel(nn.Module):
         return next(self.parameters()).device
 
 
+def read_config(folder: Path) -> WorldModelConfig:
+    """The checked config.json of a model folder (BadInput naming the file when it is broken)."""
+    where = folder / "config.json"
+    try:
+        return WorldModelConfig.from_dict(json.loads(where.read_text()), str(where))
+    except ValueError as exc:
+        raise BadInput(f"{where}: not valid JSON ({exc}); retrain or restore the model folder") from None
+
+
 def open_world_model(ref: str, workspace, flag: str = "--model", need_forecaster: bool = True) -> tuple[WorldModel, Path]:
     """A model by folder path (with config.json) or by workspace reference (name, id, 'latest')."""
     folder = Path(ref)
     if not (folder / "config.json").is_file():
         folder = find_artifact(Workspace.at(workspace), "model", ref, flag).path
-    try:
-        cfg = WorldModelConfig.from_dict(json.loads((folder / "config.json").read_text()), str(folder / "config.json"))
-    except ValueError as exc:
-        raise BadInput(f"{folder / 'config.json'}: not valid JSON ({exc}); retrain or restore the model folder") from None
+    cfg = read_config(folder)
     if need_forecaster and not (folder / "forecaster.safetensors").is_file():
         raise BadInput(f"{flag} '{ref}': {folder} holds no forecaster.safetensors (a VAE only); train one with "
                        f"`gdrive train-forecaster --stage predict --init {ref}`")

@@ -24,11 +24,11 @@ from pipelines.data.synthetic.config import (
     EGO_REAR_AXLE_TO_CENTRE,
     EPOCH_US,
     KEYFRAME_US,
-    MAX_EGO_SPEED,
     SCENE_GAP_US,
     SyntheticConfig,
 )
 from pipelines.data.synthetic.ego import ego_events, plan_ego, program_lights, scene_kind
+from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
 from pipelines.data.synthetic.roads import build_network
 from pipelines.data.synthetic.sim import STATIC
 from pipelines.data.synthetic.signals import make_signals
@@ -52,9 +52,8 @@ class Simulated:
             raise BadInput(f"synthetic scene seed={seed}, index={index}: both must be >= 0")
         cfg = config
         self.seed, self.index, self.config = seed, index, cfg
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(6)]
-        rng_net, rng_ego, rng_sig, rng_veh, rng_ped, rng_glob = streams
-        self.net = net = build_network(cfg, rng_net, extent=300.0 + MAX_EGO_SPEED * cfg.duration_s * 1.2)
+        rng_net, rng_ego, rng_sig, rng_veh, rng_ped, rng_glob = scene_streams(seed, index)
+        self.net = net = build_network(cfg, rng_net, extent=network_extent(cfg))
         self.kind = scene_kind(seed, index)
         self.plan = plan = plan_ego(net, self.kind, cfg, rng_ego)
         self.signals = sig = make_signals(net, rng_sig)
@@ -70,8 +69,7 @@ class Simulated:
         self.agents = drop_conflicts([plan.ego] + plan.leads + self.world.statics + vehicles + peds)
         self.result: SimResult = run_simulation(self.agents, sig, cfg.frames + int(extra_frames), cfg.sim_hz)
         # Map -> global: a random rotation and offset so that scenes do not share a frame.
-        self.global_yaw = float(rng_glob.uniform(-math.pi, math.pi))
-        self.global_xy = rng_glob.uniform(200.0, 2800.0, 2)
+        self.frame = MapFrame.draw(rng_glob)
 
     # -- map-frame quantities -----------------------------------------------------------------
 
@@ -84,10 +82,7 @@ class Simulated:
         return np.stack([x, y, yaw], axis=1)
 
     def to_global(self, x: np.ndarray, y: np.ndarray, yaw: np.ndarray):
-        c, s = math.cos(self.global_yaw), math.sin(self.global_yaw)
-        gx = self.global_xy[0] + c * x - s * y
-        gy = self.global_xy[1] + s * x + c * y
-        return gx, gy, yaw + self.global_yaw
+        return self.frame.to_global(x, y, yaw)
 
     def ego_to_global(self) -> np.ndarray:
         """[T, 4, 4] planar poses of the ego origin in the global frame."""
@@ -99,13 +94,16 @@ class Simulated:
         """[T, N, 7] global boxes of every agent (index 0, the ego, included), rounded to 5
         decimals exactly as scene.json stores them, so that readers recompute identical voxels."""
         r = self.result
-        gx, gy, gyaw = self.to_global(r.x, r.y, r.yaw)
-        dims = np.array([[a.length, a.width, a.height] for a in self.agents])
-        t, n = r.x.shape
-        out = np.empty((t, n, 7))
+        return self.boxes_of(self.agents, r.x, r.y, r.yaw)
+
+    def boxes_of(self, agents: list, x: np.ndarray, y: np.ndarray, yaw: np.ndarray) -> np.ndarray:
+        """Global boxes [..., N, 7] of `agents` at map-frame centres x, y and yaws [..., N]."""
+        gx, gy, gyaw = self.to_global(x, y, yaw)
+        dims = np.array([[a.length, a.width, a.height] for a in agents])
+        out = np.empty((*np.shape(x), 7))
         out[..., 0], out[..., 1] = gx, gy
         out[..., 2] = BOX_BOTTOM_Z + dims[:, 2] / 2
-        out[..., 3:6] = dims[None]
+        out[..., 3:6] = dims
         out[..., 6] = np.arctan2(np.sin(gyaw), np.cos(gyaw))
         return np.round(out, 5)
 

@@ -24,6 +24,7 @@ from pipelines.data.rig import Rig, default_rig
 from pipelines.data.scene import Instance
 from pipelines.data.synthetic.config import SyntheticConfig
 from pipelines.data.synthetic.generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames
+from pipelines.data.synthetic.routes import scene_roads, simulated, synthetic_origin
 from pipelines.data.synthetic.voxelise import boxes_in_ego, static_raster
 from pipelines.data.synthetic.world import build_world
 from pipelines.errors import BadInput
@@ -66,7 +67,7 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
         raise BadInput(f"counterfactual frames up to {frames.max()}: the simulator runs at most {MAX_BEYOND} keyframes "
                        f"({MAX_BEYOND * 0.5:g} s) past the scene's {config.frames} frames")
     if sim is None or sim.result.x.shape[0] <= (frames.max() if len(frames) else 0):
-        sim = Simulated(seed, index, config, extra_frames=beyond)
+        sim = simulated(seed, index, config, beyond)
     rig = rig or default_rig()
     log_map = sim.ego_map_poses()[:config.frames]
     ref_lo = log_map[:, :2].min(axis=0) - GRID_REACH  # generate_scene's raster bounds
@@ -85,12 +86,8 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
         known = {(a.cls, a.pose) for a in sim.world.statics}
         extra = [a for a in world.statics if (a.cls, a.pose) not in known]
         if extra:
-            gx, gy, gyaw = sim.to_global(*(np.array([a.pose[k] for a in extra]) for k in range(3)))
-            dims = np.array([[a.length, a.width, a.height] for a in extra])
-            from pipelines.data.synthetic.config import BOX_BOTTOM_Z
-
-            fixed = np.round(np.stack([gx, gy, BOX_BOTTOM_Z + dims[:, 2] / 2, dims[:, 0], dims[:, 1], dims[:, 2],
-                                       np.arctan2(np.sin(gyaw), np.cos(gyaw))], 1), 5)
+            pose = np.array([a.pose for a in extra])  # [E, 3] fixed map-frame poses
+            fixed = sim.boxes_of(extra, pose[:, 0], pose[:, 1], pose[:, 2])
             boxes = np.concatenate([boxes, np.broadcast_to(fixed, (len(frames), *fixed.shape))], axis=1)
             agents += extra
     lo, hi = (ref_lo, ref_hi) if np.all(need_lo >= ref_lo) and np.all(need_hi <= ref_hi) else _aligned(need_lo, need_hi, ref_lo)
@@ -108,8 +105,6 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
 def scene_counterfactual(scene, start: int, poses_in_start: np.ndarray, sim: Simulated | None = None) -> Counterfactual:
     """The truth of a dataset scene along ego poses [H, 4, 4] given in the start ego frame at the
     keyframes after `start` (BadInput for a scene without a simulator behind it)."""
-    from pipelines.data.synthetic.routes import scene_roads, synthetic_origin
-
     origin = synthetic_origin(scene)
     if origin is None:
         raise BadInput(f"scene '{scene.name}' of dataset '{scene.dataset.name}' is not a synthetic scene of this "
@@ -118,9 +113,4 @@ def scene_counterfactual(scene, start: int, poses_in_start: np.ndarray, sim: Sim
     roads = scene_roads(seed, index, config)
     world = scene.poses[start][None] @ np.asarray(poses_in_start, dtype=np.float64)
     ego_map = np.array([roads.to_map(p) for p in world])
-    frames = start + 1 + np.arange(len(world))
-    if sim is None and len(frames):
-        from pipelines.data.synthetic.routes import simulated
-
-        sim = simulated(seed, index, config, beyond=max(int(frames.max()) - (config.frames - 1), 0))
-    return resimulate(seed, index, config, ego_map, frames, scene.rig, sim)
+    return resimulate(seed, index, config, ego_map, start + 1 + np.arange(len(world)), scene.rig, sim)

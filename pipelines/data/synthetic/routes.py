@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, MAX_EGO_SPEED, SyntheticConfig
+from pipelines.data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, SyntheticConfig
+from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
 from pipelines.data.synthetic.paths import DS, Path, PathBuilder, move_options, traverse
 from pipelines.data.synthetic.roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal
 
@@ -41,35 +42,17 @@ JOIN = 6.0  # m ahead of the ego where a lane change starts from the lane centre
 @dataclass
 class SceneRoads:
     net: RoadNetwork
-    global_yaw: float
-    global_xy: np.ndarray
+    frame: MapFrame  # map <-> global
 
     def to_map(self, pose: np.ndarray) -> tuple[float, float, float]:
-        """Global 4x4 ego pose -> map-frame (x, y, yaw)."""
-        c, s = math.cos(self.global_yaw), math.sin(self.global_yaw)
-        d = pose[:2, 3] - self.global_xy
-        yaw = math.atan2(pose[1, 0], pose[0, 0]) - self.global_yaw
-        return c * d[0] + s * d[1], -s * d[0] + c * d[1], yaw
-
-    def to_map_xy(self, gx: np.ndarray, gy: np.ndarray):
-        """Global positions -> map-frame (x, y, None)."""
-        c, s = math.cos(self.global_yaw), math.sin(self.global_yaw)
-        dx, dy = np.asarray(gx) - self.global_xy[0], np.asarray(gy) - self.global_xy[1]
-        return c * dx + s * dy, -s * dx + c * dy, None
-
-    def to_global(self, x: np.ndarray, y: np.ndarray, yaw: np.ndarray):
-        c, s = math.cos(self.global_yaw), math.sin(self.global_yaw)
-        return self.global_xy[0] + c * x - s * y, self.global_xy[1] + s * x + c * y, yaw + self.global_yaw
+        return self.frame.to_map(pose)
 
 
 def scene_roads(seed: int, index: int, config: SyntheticConfig) -> SceneRoads:
-    """The road network and map -> global transform of scene `index` (the streams generate.py
-    draws them from: the first for the network, the sixth for the transform)."""
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(6)]
-    net = build_network(config, streams[0], extent=300.0 + MAX_EGO_SPEED * config.duration_s * 1.2)
-    rng_glob = streams[5]
-    global_yaw = float(rng_glob.uniform(-math.pi, math.pi))
-    return SceneRoads(net, global_yaw, rng_glob.uniform(200.0, 2800.0, 2))
+    """The road network and map frame of scene `index`, drawn from the streams `Simulated` draws
+    them from, without simulating."""
+    streams = scene_streams(seed, index)
+    return SceneRoads(build_network(config, streams[0], extent=network_extent(config)), MapFrame.draw(streams[5]))
 
 
 @dataclass
@@ -172,29 +155,22 @@ def route_path(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float
             stop = max(u - net.stop_dist(i, j, h) - 1.0, 0.5)
         return b.build(), stop
     want = "left_turn" if move == "turn_left" else "right_turn"
-    need_lane = 0 if want == "left_turn" else None
-    first = True
-    while b.length < length:
-        lanes_here = net.road_along(i, j, h).lanes
-        goal = need_lane if need_lane is not None else lanes_here - 1
-        if want in _exits(net, i, j, h):
-            if lane != goal:
-                room = (u if first else net.segment_length(i, j, (h + 2) % 4)) - net.stop_dist(i, j, h) - 3.0
-                shift = min(max(12.0, speed * LANE_CHANGE_S), room)
-                if shift < 8.0:
-                    return None
-                r = net.road_along(i, j, h)
-                stop_u = -net.stop_dist(i, j, h)
-                b.line_to(net.lane_point(i, j, h, lane, stop_u - shift))
-                b.shift(shift, r.lane_offset(lane) - r.lane_offset(goal))  # ends on the goal lane's stop line
-                lane = goal
-            else:
-                b.line_to(net.lane_point(i, j, h, lane, -net.stop_dist(i, j, h)))
-            i, j, h, lane = traverse(b, net, i, j, h, lane, want)
-            _continue(b, net, i, j, h, lane, max(length, b.length + 1.0))
-            return b.build(), None
+    if want not in _exits(net, i, j, h):
         return None  # the next junction has no such exit
-    return None
+    goal = 0 if want == "left_turn" else road.lanes - 1  # left turns from the inner lane, right from the outer
+    stop_u = -net.stop_dist(i, j, h)
+    if lane != goal:
+        shift = min(max(12.0, speed * LANE_CHANGE_S), u + stop_u - 3.0)
+        if shift < 8.0:
+            return None  # too close to the junction to change lanes first
+        b.line_to(net.lane_point(i, j, h, lane, stop_u - shift))
+        b.shift(shift, road.lane_offset(lane) - road.lane_offset(goal))  # ends on the goal lane's stop line
+        lane = goal
+    else:
+        b.line_to(net.lane_point(i, j, h, lane, stop_u))
+    i, j, h, lane = traverse(b, net, i, j, h, lane, want)
+    _continue(b, net, i, j, h, lane, max(length, b.length + 1.0))
+    return b.build(), None
 
 
 def available(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float, length: float, speed: float) -> list[str]:
@@ -264,10 +240,17 @@ def synthetic_origin(scene) -> tuple[int, int, SyntheticConfig] | None:
         return None
 
 
-@functools.lru_cache(maxsize=2)
+SIM_CHUNK = 50  # keyframes: runs past a scene's end are rounded up to this, so nearby requests share one
+
+
 def simulated(seed: int, index: int, config: SyntheticConfig, beyond: int = 0):
-    """The scene's simulation, run `beyond` keyframes past its end (cached: a route and its
-    counterfactual truth share one)."""
+    """The scene's simulation, run at least `beyond` keyframes past its end (its first frames do
+    not depend on how far it runs, so a route and its counterfactual truth share one run)."""
+    return _simulated(seed, index, config, -(-max(beyond, 0) // SIM_CHUNK) * SIM_CHUNK)
+
+
+@functools.lru_cache(maxsize=2)
+def _simulated(seed: int, index: int, config: SyntheticConfig, beyond: int):
     from pipelines.data.synthetic.generate import Simulated
 
     return Simulated(seed, index, config, extra_frames=beyond)

@@ -152,12 +152,18 @@ def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndar
     speed = req.speed if req.speed is not None else (route_speed(logged) if req.traj in NAMED else logged)
     horizon = req.horizon or DEFAULT_HORIZON
     steps = horizon + DEFAULT_HORIZON  # + 3 s so the last commands look ahead
-    xyyaw = scene_route(scene, start, req.traj, speed, steps) if req.traj in NAMED else None
-    kind = "route"
-    if xyyaw is None:  # a fixed shape, or a source without a road graph
-        xyyaw, kind = named(req.traj, speed, steps), "named"
+    route = scene_route(scene, start, req.traj, speed, steps) if req.traj in NAMED else None
+    xyyaw, kind = (route.xyyaw, "route") if route is not None else (named(req.traj, speed, steps), "named")
     poses = poses_of(xyyaw)
     return poses[:horizon], commands_of(poses[:horizon], poses[horizon:]), {"kind": kind, "name": req.traj, "speed": speed}
+
+
+def route_simulation(scene, start: int, desc: dict, horizon: int):
+    """The simulation a named route was driven in (its others reacted to the ego), or None (other
+    trajectories: the others are replayed from the log)."""
+    if desc["kind"] != "route":
+        return None
+    return scene_route(scene, start, desc["name"], desc["speed"], horizon + DEFAULT_HORIZON).sim
 
 
 ROUTE_SPEED = 8.0  # m/s: named routes from a standing start drive at this speed unless --speed says
@@ -227,7 +233,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
 
             ui.info(f"re-simulating {len(poses)} keyframes of '{scene.name}' from frame {start} under {label} "
                     "(the simulator's world, not a world model)")
-            truth = scene_counterfactual(scene, start, poses)
+            truth = scene_counterfactual(scene, start, poses, route_simulation(scene, start, traj_desc, len(poses)))
             future = truth.semantics
             truth_names = {inst.id: n for n, inst in truth.table.items()}
         start_token = scene.frames[start].token

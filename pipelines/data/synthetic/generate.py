@@ -11,6 +11,8 @@ static world and static instances -> moving traffic -> simulation at `sim_hz` ->
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import math
 
@@ -23,6 +25,7 @@ from pipelines.data.synthetic.config import (
     BOX_BOTTOM_Z,
     EGO_REAR_AXLE_TO_CENTRE,
     EPOCH_US,
+    KEYFRAME_DT,
     KEYFRAME_US,
     SCENE_GAP_US,
     SyntheticConfig,
@@ -68,14 +71,39 @@ class Simulated:
         # Priority order: ego, its leads, fixed objects, traffic, pedestrians.
         self.agents = drop_conflicts([plan.ego] + plan.leads + self.world.statics + vehicles + peds)
         self.result: SimResult = run_simulation(self.agents, sig, cfg.frames + int(extra_frames), cfg.sim_hz)
+        self.log = self.result  # what the scene logged (a rerouted copy keeps it)
         # Map -> global: a random rotation and offset so that scenes do not share a frame.
         self.frame = MapFrame.draw(rng_glob)
 
+    def rerouted(self, start: int, path, s: float, cruise: float, frames: int, walls: list | None = None) -> Simulated:
+        """This simulation with the ego put on `path` at keyframe `start` (its centre at arc
+        length `s`, cruise speed `cruise`) and run on `frames` keyframes: everyone starts from
+        their logged state at `start` and the others react to the new ego as to any agent (the
+        simulator's rules: lights, gaps, boxes never overlap). Frames up to `start` stay the log's.
+        `walls`: static agents only the run sees (a stop point), left out of the result."""
+        ego = dataclasses.replace(self.agents[0], path=path, s=s, v0=cruise)
+        agents = [ego] + self.agents[1:]
+        walls = list(walls or [])
+        state_s = np.r_[self.result.s[start], [w.s for w in walls]]
+        state_v = np.r_[self.result.v[start], np.zeros(len(walls))]
+        state_s[0] = s
+        run = run_simulation(agents + walls, self.signals, frames + 1, self.config.sim_hz, t0=start * KEYFRAME_DT,
+                             state=(state_s, state_v))
+        n = len(agents)
+        keep = {k: np.concatenate([getattr(self.result, k)[:start], getattr(run, k)[:, :n]])
+                for k in ("x", "y", "yaw", "v", "s")}
+        out = copy.copy(self)
+        out.agents = agents
+        out.result = SimResult(**keep, ego_trace=run.ego_trace, held=run.held, dt=run.dt,
+                               held_per_agent=run.held_per_agent[:n], held_by=run.held_by[:n])
+        return out
+
     # -- map-frame quantities -----------------------------------------------------------------
 
-    def ego_map_poses(self) -> np.ndarray:
-        """[T, 3] map-frame (x, y, yaw) of the ego origin (rear axle)."""
-        r = self.result
+    def ego_map_poses(self, logged: bool = False) -> np.ndarray:
+        """[T, 3] map-frame (x, y, yaw) of the ego origin (rear axle); `logged`: the scene's own
+        ego (not a rerouted one)."""
+        r = self.log if logged else self.result
         yaw = r.yaw[:, 0]
         x = r.x[:, 0] - EGO_REAR_AXLE_TO_CENTRE * np.cos(yaw)
         y = r.y[:, 0] - EGO_REAR_AXLE_TO_CENTRE * np.sin(yaw)

@@ -7,13 +7,20 @@ pose at the start frame the route:
 - `straight` follows the ego's lane (straight through junctions; at the end of a T it takes the
   exit that keeps its side, right first);
 - `turn_left` / `turn_right` take the left / right exit of the next junction ahead (none when it
-  has no such exit), moving first into the inner / outer lane where the road has two;
+  has no such exit), moving first into the inner / outer lane where the road has two, then
+  follow the new lane straight (stopping where it ends at a T instead of turning again);
 - `lane_change_left` / `lane_change_right` move into the adjacent lane of the same direction;
-- `stop` follows the lane and brakes to a stop behind the first obstacle in it (a vehicle of the
-  log at the start frame), or at the next stop line when the lane ahead is clear.
-Speeds: the requested speed, capped by curvature (lateral acceleration ≤ A_LAT) and by the lead
-vehicle (the nearest agent of the scene's simulation in the lane ahead, replayed, past the scene's
-end too), with bounded acceleration and braking. Poses are sampled at the keyframe rate in the start ego frame.
+- `stop` follows the lane and brakes to a stop behind the first obstacle in it, or at the next
+  stop line (as soon as braking at B_STOP allows where that line is nearer).
+
+The route is driven in the scene's own simulation (`Simulated.rerouted`): from its logged state at
+the start frame the ego follows the route's path under the simulator's controller, at the
+requested cruise speed capped by curvature (paths.A_LAT, below 3 m/s^2), car-following (IDM) the
+vehicle ahead, waiting at red lights and for the junction to clear, and the others react to it as
+to any agent. The simulator never lets two boxes overlap (an agent that would is held), so no
+route collides; on a lane change the vehicles of the target lane brake for the ego. The truth of
+the route (`resimulate`) is that run. Poses are sampled at the
+keyframe rate in the start ego frame.
 """
 
 from __future__ import annotations
@@ -24,19 +31,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, SyntheticConfig
+from pipelines.data.synthetic.config import EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, SyntheticConfig
 from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
-from pipelines.data.synthetic.paths import DS, Path, PathBuilder, move_options, traverse
+from pipelines.data.synthetic.paths import Path, PathBuilder, traverse
 from pipelines.data.synthetic.roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal
+from pipelines.data.synthetic.sim import STATIC
+from pipelines.data.synthetic.traffic import Agent
 
 ROUTES = ("straight", "turn_left", "turn_right", "lane_change_left", "lane_change_right", "stop")
-A_LAT = 3.0  # m/s^2 allowed in curves
-A_MAX, B_MAX = 2.0, 3.0  # m/s^2 acceleration and comfortable braking
-GAP = 2.5  # m kept to the vehicle ahead (bumper to bumper), also when stopping behind it
 LANE_CHANGE_S = 3.0  # s a lane change takes
-CORRIDOR = 1.6  # m either side of the path where an object counts as in the lane
 KEYFRAME_S = 0.5
-JOIN = 6.0  # m ahead of the ego where a lane change starts from the lane centre
+ROUTE_BACK = 10.0  # m of route path behind the ego's centre at the start
+B_STOP = 3.0  # m/s^2: a stop line closer than this braking allows is passed, the ego stops beyond it
+WALL_AHEAD = 2.0  # m past the stop line of a `stop` route's wall: IDM rests the bumper s0 + margin before it
+JOIN = 6.0  # m ahead of the ego where a route reaches its lane's centre, at least
 
 
 @dataclass
@@ -53,6 +61,11 @@ def scene_roads(seed: int, index: int, config: SyntheticConfig) -> SceneRoads:
     them from, without simulating."""
     streams = scene_streams(seed, index)
     return SceneRoads(build_network(config, streams[0], extent=network_extent(config)), MapFrame.draw(streams[5]))
+
+
+def ego_centre(x: float, y: float, yaw: float) -> np.ndarray:
+    """The ego box's centre from its rear-axle pose (map frame)."""
+    return np.array([x + EGO_REAR_AXLE_TO_CENTRE * math.cos(yaw), y + EGO_REAR_AXLE_TO_CENTRE * math.sin(yaw)])
 
 
 @dataclass
@@ -128,31 +141,35 @@ def _continue(b: PathBuilder, net: RoadNetwork, i: int, j: int, h: int, lane: in
 
 
 def route_path(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float, move: str, length: float,
-               speed: float) -> tuple[Path, float | None] | None:
-    """The path of `move` from the ego at `start` (map frame), at least `length` m long, and the arc
-    length where it must stop (`stop`'s stop line), or None when the move is impossible within
-    `length`."""
+               speed: float, back: float = 0.0) -> tuple[Path, float | None] | None:
+    """The path of `move` for an ego whose centre is at `start` (map frame) heading `yaw` and
+    located at `at`: it begins `back` m behind the centre, joins the lane centre ahead, runs at
+    least `length` m. Returns it and the arc length along it where the route stops (None:
+    nowhere): `stop`'s next stop line, a turn's first junction after the turn that has no
+    straight exit; or None when the move is impossible within `length`."""
     road = net.road_along(at.i, at.j, at.h)
-    b = PathBuilder(start, yaw)
+    start = np.asarray(start, dtype=np.float64)
+    b = PathBuilder(start - back * np.array([math.cos(yaw), math.sin(yaw)]), yaw)
+    b.line_to(start)
     i, j, h, lane, u = at.i, at.j, at.h, at.lane, at.u
+    # Onto the lane centre first: the ego may stand off it (mid lane change, pulling out of a bay).
+    off = abs(float((start - net.lane_point(i, j, h, lane, -u)) @ right_normal(h)))
+    join = min(max(JOIN, speed, 5.0 * off), max(u - net.stop_dist(i, j, h) - 1.0, 0.5))
+    b.line_to(net.lane_point(i, j, h, lane, -u + join))
+    u -= join
     if move in ("lane_change_left", "lane_change_right"):
         target = lane - 1 if move == "lane_change_left" else lane + 1  # lane 0 is the innermost (left)
         if not 0 <= target < road.lanes:
             return None
         shift = max(15.0, speed * LANE_CHANGE_S)
-        room = u - net.stop_dist(i, j, h) - 2.0 - JOIN
-        if room < shift:
+        if u - net.stop_dist(i, j, h) - 2.0 < shift:
             return None
-        lateral = road.lane_offset(lane) - road.lane_offset(target)  # to the left is positive
-        b.line_to(net.lane_point(i, j, h, lane, -u + JOIN))  # onto the lane centre, along the lane
-        b.shift(shift, lateral)
+        b.shift(shift, road.lane_offset(lane) - road.lane_offset(target))  # to the left is positive
         _continue(b, net, i, j, h, target, length)
         return b.build(), None
     if move in ("straight", "stop"):
+        stop = b.length + u - net.stop_dist(i, j, h) if move == "stop" else None  # the next stop line
         _continue(b, net, i, j, h, lane, length)
-        stop = None
-        if move == "stop":
-            stop = max(u - net.stop_dist(i, j, h) - 1.0, 0.5)
         return b.build(), stop
     want = "left_turn" if move == "turn_left" else "right_turn"
     if want not in _exits(net, i, j, h):
@@ -169,58 +186,18 @@ def route_path(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float
     else:
         b.line_to(net.lane_point(i, j, h, lane, stop_u))
     i, j, h, lane = traverse(b, net, i, j, h, lane, want)
+    s_turn = b.events[-1][0]
     _continue(b, net, i, j, h, lane, max(length, b.length + 1.0))
-    return b.build(), None
+    path = b.build()
+    # After its turn the route keeps the new heading: where the road ends (a T) it stops there
+    # rather than turning again (the path runs on through the junction for the look-ahead).
+    again = [s for s, kind, _ in path.events if s > s_turn and kind != "straight"]
+    return path, (again[0] if again else None)
 
 
 def available(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float, length: float, speed: float) -> list[str]:
     """The named routes that exist from this pose within `length` m."""
     return [m for m in ROUTES if route_path(net, at, start, yaw, m, length, speed) is not None]
-
-
-def curvature_limit(path: Path) -> np.ndarray:
-    """[M] speed limit from the heading change per metre: v ≤ sqrt(A_LAT / kappa)."""
-    kappa = np.abs(np.gradient(path.yaw, DS))
-    kappa = np.convolve(kappa, np.ones(9) / 9, mode="same")  # the chord of a 2 m window
-    return np.sqrt(A_LAT / np.maximum(kappa, 1e-6))
-
-
-def drive(path: Path, speed: float, steps: int, dt: float, v0: float, stop_s: float | None,
-          obstacles=None, sub: int = 10) -> np.ndarray:
-    """Drive the path: [steps, 3] map-frame (x, y, yaw) every `dt` s after the start.
-
-    speed: the cruise speed; v0: the speed at the start; stop_s: arc length to stop at (None:
-    none); obstacles(t) -> [K, 3] map-frame centres and half lengths of the objects at time t
-    (the lead vehicle is the nearest one within CORRIDOR of the path ahead).
-    """
-    vlim = curvature_limit(path)
-    s, v = 0.0, float(v0)
-    h = dt / sub
-    out = []
-    pts = np.stack([path.x, path.y], 1)
-    for step in range(steps * sub):
-        t = step * h
-        k = min(int(s / DS), len(vlim) - 1)
-        ahead = vlim[k:k + int(max(v, 1.0) ** 2 / (2 * B_MAX) / DS) + 2]  # brake ahead of curves
-        target = min(speed, float(ahead.min()) if len(ahead) else speed)
-        limit_s = stop_s
-        if obstacles is not None:
-            objs = obstacles(t)
-            if len(objs):
-                d = np.linalg.norm(pts[None, k:k + 400] - objs[:, None, :2], axis=-1)  # [K, ahead samples]
-                near = d.min(1) < CORRIDOR
-                if near.any():
-                    # the rear axle stops GAP behind the object's back: its centre less its half length
-                    s_back = s + DS * d[near].argmin(1) - objs[near, 2]
-                    gap_s = float(s_back.min()) - GAP - (EGO_REAR_AXLE_TO_CENTRE + EGO_LENGTH / 2)
-                    limit_s = gap_s if limit_s is None else min(limit_s, gap_s)
-        if limit_s is not None:
-            target = min(target, math.sqrt(max(2 * B_MAX * max(limit_s - s, 0.0), 0.0)))
-        v = min(v + A_MAX * h, target) if target > v else max(v - 2 * B_MAX * h, target)
-        s = min(s + v * h, path.length)
-        if (step + 1) % sub == 0:
-            out.append(path.pose(s))
-    return np.array(out)
 
 
 # -- a dataset scene's route --------------------------------------------------------------------
@@ -256,50 +233,66 @@ def _simulated(seed: int, index: int, config: SyntheticConfig, beyond: int):
     return Simulated(seed, index, config, extra_frames=beyond)
 
 
-def _simulated_obstacles(sim, start: int):
-    """obstacles(t) for `drive`: every simulated agent but the ego (map frame, centres and half
-    lengths) t s after keyframe `start`, linear between keyframes."""
-    x, y = sim.result.x[:, 1:], sim.result.y[:, 1:]  # [T, N-1] map-frame centres at the keyframes
-    half = np.array([a.length / 2 for a in sim.agents[1:]])
-
-    def at(t: float) -> np.ndarray:
-        f = min(start + t / KEYFRAME_S, x.shape[0] - 1)
-        k = min(int(f), x.shape[0] - 2)
-        w = f - k
-        return np.stack([x[k] + w * (x[k + 1] - x[k]), y[k] + w * (y[k + 1] - y[k]), half], 1)
-
-    return at
+def _stop_wall(path: Path, s: float) -> Agent:
+    """A thin static box across the lane at arc length `s` of `path`: the stop point a `stop`
+    route brakes to (IDM comes to rest s0 behind it), seen only by that run."""
+    x, y, yaw = path.pose(s)
+    return Agent(0, STATIC, 0.2, 0.5, 0.1, pose=(x, y, yaw), tag="stop_wall")
 
 
-def scene_route(scene, start: int, move: str, speed: float, steps: int) -> np.ndarray | None:
-    """[steps, 3] (x, y, yaw) of the ego along `move` at the keyframes after `start`, in the start
-    ego frame; None when the scene has no road graph (not synthetic). BadInput when the move does
-    not exist from there, naming the ones that do."""
+@dataclass
+class Route:
+    xyyaw: np.ndarray  # [steps, 3] the ego (rear axle) at the keyframes after the start, in the start ego frame
+    sim: object  # the Simulated run with the ego on the route (frames up to the start are the log's)
+
+
+def scene_route(scene, start: int, move: str, speed: float, steps: int) -> Route | None:
+    """The ego driving `move` from keyframe `start` for `steps` keyframes, in the scene's own
+    simulation (the others react to it by the simulator's rules: lights, gaps, no overlap); None
+    when the scene has no road graph (not synthetic). BadInput when the move does not exist from
+    there, naming the ones that do."""
     from pipelines.errors import BadInput
 
     origin = synthetic_origin(scene)
     if origin is None:
         return None
     roads = scene_roads(*origin)
-    pose = scene.poses[start]
-    x, y, yaw = roads.to_map(pose)
+    x, y, yaw = roads.to_map(scene.poses[start])
     here = np.array([x, y])
+    centre = ego_centre(x, y, yaw)
     where = f"frame {start} of '{scene.name}'"
-    at = locate(roads.net, x, y, yaw)
+    at = locate(roads.net, *centre, yaw)
     if at is None:
         raise BadInput(f"--traj {move}: at {where} the ego is not in a lane (inside a junction); pick another --frame "
                        "or a waypoint file")
-    v0 = float(scene.controls[start, 3])
     length = max(speed, 2.0) * steps * KEYFRAME_S + 15.0
-    route = route_path(roads.net, at, here, yaw, move, length, speed)
-    if route is None:
-        have = available(roads.net, at, here, yaw, length, speed)
+    if route_path(roads.net, at, centre, yaw, move, length, speed) is None:
+        have = available(roads.net, at, centre, yaw, length, speed)
         raise BadInput(f"--traj {move}: no such route within {length:.0f} m from {where}; the routes that exist from "
                        f"there: {', '.join(have) or 'none'} (or a waypoint file)")
-    path, stop = route
-    sim = simulated(*origin, beyond=max(start + steps - (origin[2].frames - 1), 0))
-    out = drive(path, speed, steps, KEYFRAME_S, v0, stop, _simulated_obstacles(sim, start))
-    # map frame -> start ego frame
+    out, sim = _driven(*origin, start, move, float(speed), int(steps))
     c, s = math.cos(yaw), math.sin(yaw)
     d = out[:, :2] - here
-    return np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], out[:, 2] - yaw], 1)
+    return Route(np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], out[:, 2] - yaw], 1), sim)
+
+
+@functools.lru_cache(maxsize=4)
+def _driven(seed: int, index: int, config: SyntheticConfig, start: int, move: str, speed: float, steps: int):
+    """([steps, 3] map-frame rear-axle poses, the rerouted Simulated) of `move` from `start`."""
+    log = simulated(seed, index, config, beyond=max(start + steps - (config.frames - 1), 0))
+    roads = scene_roads(seed, index, config)
+    x, y, yaw = log.ego_map_poses(logged=True)[start]
+    centre = ego_centre(x, y, yaw)
+    at = locate(roads.net, *centre, yaw)
+    # The path starts ROUTE_BACK behind the ego's centre (its rear axle must lie on it) and runs
+    # past the farthest point it can reach by the look-ahead its controller checks.
+    ego = log.agents[0]
+    need = speed * steps * KEYFRAME_S + ego.look + ego.length + 20.0
+    path, stop = route_path(roads.net, at, centre, yaw, move, need, speed, back=ROUTE_BACK)
+    walls = []
+    if stop is not None:  # the front bumper rests near the stop line, or as soon as braking at B_STOP allows
+        v = float(log.log.v[start, 0])
+        soonest = ROUTE_BACK + ego.length / 2 + v * v / (2 * B_STOP) + ego.s0 + 1.5
+        walls.append(_stop_wall(path, max(stop + WALL_AHEAD, soonest)))
+    sim = log.rerouted(start, path, ROUTE_BACK, speed, steps, walls)
+    return sim.ego_map_poses()[start + 1:start + 1 + steps], sim

@@ -319,8 +319,12 @@ class SimResult:
     held_by: np.ndarray  # [N] the agent each one last gave way to in the guarantee pass (-1: none)
 
 
-def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int) -> SimResult:
-    """Simulate `agents` (agent 0 first in priority) for frames-1 keyframe intervals."""
+def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int, t0: float = 0.0,
+                   state: tuple[np.ndarray, np.ndarray] | None = None) -> SimResult:
+    """Simulate `agents` (agent 0 first in priority) for frames-1 keyframe intervals.
+
+    t0: the time of the first frame on the signals' clocks (a run resumed mid-scene); state: the
+    agents' (s, v) [N] at that frame (default: each agent's own s and v)."""
     n = len(agents)
     paths: list[Path] = []
     pid = np.full(n, -1, np.int64)
@@ -349,6 +353,9 @@ def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int) 
     for k, a in enumerate(agents):
         if a.kind == sim.TRAILER:
             s_init[k] = agents[a.parent].s - a.trail_off
+    v_init = f("v")
+    if state is not None:
+        s_init, v_init = (np.array(a, np.float64) for a in state)
     stat = np.array([a.pose for a in agents], np.float64)
     rec = sim_hz // 2
     steps = (frames - 1) * rec
@@ -361,8 +368,8 @@ def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int) 
         kind, parent, child, f("trail_off"), pid, path_off, lens, cat("x"), cat("y"), cat("yaw"), cat("vlim"), DS,
         zoff, zn, zarr[:, 0].copy(), zarr[:, 1].copy(), zarr[:, 2].astype(np.int64), zarr[:, 3].astype(np.int64),
         f("length"), f("width"), half_base(agents), f("v0"), f("amax"), f("b"), f("s0"), f("headway"), f("look"),
-        np.arange(n, dtype=np.int64), s_init, f("v"), stat[:, 0].copy(), stat[:, 1].copy(), stat[:, 2].copy(),
-        sig.cycle, sig.offset, sig.green_start, sig.green_end, sig.walk_start, sig.walk_end,
+        np.arange(n, dtype=np.int64), s_init, v_init, stat[:, 0].copy(), stat[:, 1].copy(), stat[:, 2].copy(),
+        sig.cycle, sig.offset + t0 if t0 else sig.offset, sig.green_start, sig.green_end, sig.walk_start, sig.walk_end,
         1.0 / sim_hz, steps, rec, *out, trace, stats, held_n, held_by,
     )
     return SimResult(*out, trace, int(stats[0]), 1.0 / sim_hz, held_n, held_by)

@@ -145,3 +145,15 @@ def alive(pid: int) -> bool:
 def temporaries(root: Path) -> list[str]:
     """Every `.tmp-*` / `.old-*` folder anywhere under root."""
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir() and p.name.startswith((".tmp-", ".old-")))
+
+
+def on_a_carriageway(net, x, y, tol: float = 0.5) -> np.ndarray:
+    """[M] whether points (x, y) of a synthetic road network's map frame lie on a carriageway
+    (within `tol` m of a road's edge)."""
+    x, y = np.atleast_1d(x), np.atleast_1d(y)
+    inside = np.zeros(len(x), bool)
+    for yy, road in zip(net.ys, net.hroads):
+        inside |= np.abs(y - yy) <= road.half_width + tol
+    for xx, road in zip(net.xs, net.vroads):
+        inside |= np.abs(x - xx) <= road.half_width + tol
+    return inside

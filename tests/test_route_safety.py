@@ -11,33 +11,12 @@ import numpy as np
 
 from pipelines.data.synthetic.config import SyntheticConfig
 from pipelines.data.synthetic.routes import ROUTES, _driven, ego_centre, locate, route_path, scene_roads, simulated
+from pipelines.data.synthetic.sim import boxes_overlap
 from pipelines.occworld.forecast import route_speed
+from tests.helpers import on_a_carriageway
 
 SEED = 5  # not a seed the demo world or its model has seen
 STEPS = 120  # keyframes: 60 s, room for a red light before the turn
-
-
-def _overlap(c1: np.ndarray, h1: np.ndarray, c2: np.ndarray, h2: np.ndarray) -> np.ndarray:
-    """Separating-axis test of one box (centre c1 [2], yaw, half sizes h1 [2]: [x, y, yaw, hl, hw])
-    against K boxes c2 [K, 5]: [K] True where they overlap."""
-    x1, y1, yaw1, l1, w1 = c1
-    u1 = np.array([[math.cos(yaw1), math.sin(yaw1)], [-math.sin(yaw1), math.cos(yaw1)]])  # [2 axes, 2]
-    u2 = np.stack([np.stack([np.cos(c2[:, 2]), np.sin(c2[:, 2])], -1),
-                   np.stack([-np.sin(c2[:, 2]), np.cos(c2[:, 2])], -1)], 1)  # [K, 2 axes, 2]
-    d = c2[:, :2] - np.array([x1, y1])
-    apart = np.zeros(len(c2), bool)
-    for axes in (np.broadcast_to(u1, u2.shape), u2):
-        for a in range(2):
-            ax = axes[:, a]  # [K, 2]
-            r1 = l1 * np.abs(ax @ u1[0]) + w1 * np.abs(ax @ u1[1])
-            r2 = c2[:, 3] * np.abs((ax * u2[:, 0]).sum(1)) + c2[:, 4] * np.abs((ax * u2[:, 1]).sum(1))
-            apart |= np.abs((d * ax).sum(1)) > r1 + r2
-    return ~apart
-
-
-def _on_carriageway(net, x: float, y: float) -> bool:
-    return any(abs(y - yy) <= r.half_width for yy, r in zip(net.ys, net.hroads)) or \
-        any(abs(x - xx) <= r.half_width for xx, r in zip(net.xs, net.vroads))
 
 
 def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_turns_end_at_90():
@@ -51,7 +30,7 @@ def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_
         for k in range(3, 15):
             x, y, yaw = log.ego_map_poses(logged=True)[k]
             centre = ego_centre(x, y, yaw)
-            if _on_carriageway(net, *centre) and (at := locate(net, *centre, yaw)) is not None:
+            if on_a_carriageway(net, *centre, tol=0.0)[0] and (at := locate(net, *centre, yaw)) is not None:
                 start = k
                 break
         if start is None:
@@ -67,12 +46,12 @@ def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_
             dims = np.array([[a.length / 2, a.width / 2] for a in sim.agents[1:]])
             on_road = []
             for k in range(start + 1, start + STEPS + 1):
-                me = np.array([r.x[k, 0], r.y[k, 0], r.yaw[k, 0], ego.length / 2, ego.width / 2])
-                others = np.concatenate([np.stack([r.x[k, 1:], r.y[k, 1:], r.yaw[k, 1:]], 1), dims], 1)
-                near = np.hypot(others[:, 0] - me[0], others[:, 1] - me[1]) < 20.0
-                hit = _overlap(me, None, others[near], None)
-                assert not hit.any(), (index, move, k, [sim.agents[1 + i].tag for i in np.flatnonzero(near)[hit]])
-                on_road.append(_on_carriageway(net, me[0], me[1]))
+                me = (r.x[k, 0], r.y[k, 0], r.yaw[k, 0], ego.length / 2, ego.width / 2)
+                near = 1 + np.flatnonzero(np.hypot(r.x[k, 1:] - me[0], r.y[k, 1:] - me[1]) < 20.0)
+                hit = [sim.agents[j].tag for j in near if boxes_overlap(
+                    *me, r.x[k, j], r.y[k, j], r.yaw[k, j], *dims[j - 1], 0.0)]
+                assert not hit, (index, move, k, hit)
+                on_road.append(bool(on_a_carriageway(net, me[0], me[1], tol=0.0)[0]))
             assert np.mean(on_road) >= 0.99, (index, move, np.mean(on_road))
             driven += 1
             if move == "turn_left":

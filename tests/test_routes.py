@@ -11,7 +11,7 @@ from pipelines.data.dataset import OccDataset
 from pipelines.data.prepare import PrepareRequest, prepare_occ
 from pipelines.data.synthetic.routes import ROUTES, locate, route_path, scene_roads, synthetic_origin
 from pipelines.store import Workspace
-from tests.helpers import run_cli
+from tests.helpers import on_a_carriageway, run_cli
 
 START = 3
 
@@ -21,15 +21,6 @@ def scenes(tmp_path_factory):
     root = tmp_path_factory.mktemp("routes")
     prepare_occ(Workspace.at(root / "ws"), PrepareRequest(scenes=8, frames=6, seed=11, previews=False, name="r"))
     return OccDataset.open("r", root / "ws")
-
-
-def _on_a_carriageway(net, x: np.ndarray, y: np.ndarray, tol: float = 0.5) -> np.ndarray:
-    inside = np.zeros(len(x), bool)
-    for yy, road in zip(net.ys, net.hroads):
-        inside |= np.abs(y - yy) <= road.half_width + tol
-    for xx, road in zip(net.xs, net.vroads):
-        inside |= np.abs(x - xx) <= road.half_width + tol
-    return inside
 
 
 def test_every_route_stays_on_the_road_and_turns_turn_by_90_degrees(scenes):
@@ -49,7 +40,7 @@ def test_every_route_stays_on_the_road_and_turns_turn_by_90_degrees(scenes):
                 continue
             made[move] += 1
             path = route[0]
-            assert _on_a_carriageway(roads.net, path.x, path.y).all(), (name, move)
+            assert on_a_carriageway(roads.net, path.x, path.y).all(), (name, move)
             if move in ("turn_left", "turn_right"):
                 s_turn = next(s for s, kind, _ in path.events if kind.endswith("_turn"))
                 k = min(int((s_turn + 40.0) / 0.25), len(path.yaw) - 1)  # 40 m past the junction's entry

@@ -69,7 +69,7 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
     if sim is None or sim.result.x.shape[0] <= (frames.max() if len(frames) else 0):
         sim = simulated(seed, index, config, beyond)
     rig = rig or default_rig()
-    log_map = sim.ego_map_poses()[:config.frames]
+    log_map = sim.ego_map_poses(logged=True)[:config.frames]
     ref_lo = log_map[:, :2].min(axis=0) - GRID_REACH  # generate_scene's raster bounds
     ref_hi = log_map[:, :2].max(axis=0) + GRID_REACH
     need_lo = np.minimum(ref_lo, ego_map[:, :2].min(axis=0) - GRID_REACH)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, SyntheticConfig
+from pipelines.data.synthetic.config import EGO_REAR_AXLE_TO_CENTRE, KEYFRAME_DT, LANE_WIDTH, SyntheticConfig
 from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
 from pipelines.data.synthetic.paths import Path, PathBuilder, traverse
 from pipelines.data.synthetic.roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal
@@ -40,7 +40,6 @@ from pipelines.data.synthetic.traffic import Agent
 
 ROUTES = ("straight", "turn_left", "turn_right", "lane_change_left", "lane_change_right", "stop")
 LANE_CHANGE_S = 3.0  # s a lane change takes
-KEYFRAME_S = 0.5
 ROUTE_BACK = 10.0  # m of route path behind the ego's centre at the start
 B_STOP = 3.0  # m/s^2: a stop line closer than this braking allows is passed, the ego stops beyond it
 WALL_AHEAD = 2.0  # m past the stop line of a `stop` route's wall: IDM rests the bumper s0 + margin before it
@@ -265,7 +264,7 @@ def scene_route(scene, start: int, move: str, speed: float, steps: int) -> Route
     if at is None:
         raise BadInput(f"--traj {move}: at {where} the ego is not in a lane (inside a junction); pick another --frame "
                        "or a waypoint file")
-    length = max(speed, 2.0) * steps * KEYFRAME_S + 15.0
+    length = max(speed, 2.0) * steps * KEYFRAME_DT + 15.0
     if route_path(roads.net, at, centre, yaw, move, length, speed) is None:
         have = available(roads.net, at, centre, yaw, length, speed)
         raise BadInput(f"--traj {move}: no such route within {length:.0f} m from {where}; the routes that exist from "
@@ -287,7 +286,7 @@ def _driven(seed: int, index: int, config: SyntheticConfig, start: int, move: st
     # The path starts ROUTE_BACK behind the ego's centre (its rear axle must lie on it) and runs
     # past the farthest point it can reach by the look-ahead its controller checks.
     ego = log.agents[0]
-    need = speed * steps * KEYFRAME_S + ego.look + ego.length + 20.0
+    need = speed * steps * KEYFRAME_DT + ego.look + ego.length + 20.0
     path, stop = route_path(roads.net, at, centre, yaw, move, need, speed, back=ROUTE_BACK)
     walls = []
     if stop is not None:  # the front bumper rests near the stop line, or as soon as braking at B_STOP allows

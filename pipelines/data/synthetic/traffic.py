@@ -369,7 +369,7 @@ def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int, 
         zoff, zn, zarr[:, 0].copy(), zarr[:, 1].copy(), zarr[:, 2].astype(np.int64), zarr[:, 3].astype(np.int64),
         f("length"), f("width"), half_base(agents), f("v0"), f("amax"), f("b"), f("s0"), f("headway"), f("look"),
         np.arange(n, dtype=np.int64), s_init, v_init, stat[:, 0].copy(), stat[:, 1].copy(), stat[:, 2].copy(),
-        sig.cycle, sig.offset + t0 if t0 else sig.offset, sig.green_start, sig.green_end, sig.walk_start, sig.walk_end,
+        sig.cycle, sig.offset + t0, sig.green_start, sig.green_end, sig.walk_start, sig.walk_end,
         1.0 / sim_hz, steps, rec, *out, trace, stats, held_n, held_by,
     )
     return SimResult(*out, trace, int(stats[0]), 1.0 / sim_hz, held_n, held_by)

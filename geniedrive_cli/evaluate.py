@@ -12,6 +12,7 @@ from geniedrive_cli.options import emit, state
 from pipelines.console import ui
 from pipelines.errors import BadInput
 from pipelines.occworld.evaluate import HORIZONS
+from pipelines.occworld.evaluate_counterfactual import counterfactual_rows
 from pipelines.occworld.evaluate_occ import EvaluateOccRequest, report_rows, run_evaluate_occ
 from pipelines.store import Workspace
 from pipelines.store.atomic import write_text_atomic
@@ -28,6 +29,8 @@ def command(
     split: Annotated[Optional[str], typer.Option(help="Only scenes of this split (default: all).")] = None,
     max_windows: Annotated[Optional[int], typer.Option(help="Evaluate this many windows, evenly spread (default: all).")] = None,
     adherence: Annotated[bool, typer.Option("--adherence/--no-adherence", help="Register each forecast to the current frame and compare the ego motion with the command.")] = True,
+    counterfactual: Annotated[bool, typer.Option("--counterfactual", help="occ: forecast every named route of the dataset's synthetic scenes (from frame 3 and every 16 keyframes, 10 s each) and score it against the scene re-simulated along that route, at 1, 2, 3, 5 and 10 s.")] = False,
+    max_routes: Annotated[Optional[int], typer.Option(help="occ --counterfactual: drive this many routes at most (default: all).")] = None,
     real: Annotated[Optional[str], typer.Option(help="video: folder of real per-camera MP4s (DIR/<run>/<CAMERA>.mp4, any depth).")] = None,
     generated: Annotated[Optional[str], typer.Option(help="video: folder of generated MP4s, same layout; matched to --real by relative path.")] = None,
     fid_weights: Annotated[Optional[str], typer.Option(help="video: InceptionV3 FID weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth or that state dict as safetensors (keys Conv2d_1a_3x3.conv.weight ... Mixed_7c.branch_pool.bn.running_var, fc.* optional).")] = None,
@@ -46,12 +49,15 @@ def command(
 
     Example: gdrive evaluate occ --dataset heldout --model wm-small --max-windows 20
 
+    Example: gdrive evaluate occ --dataset heldout --counterfactual
+
     Example: gdrive evaluate video --real real/ --generated runs/ --fid-weights pt_inception.pth --fvd-weights i3d.safetensors
     """
     if target not in TARGETS:
         raise BadInput(f"evaluate '{target}': unknown target; choose one of {', '.join(TARGETS)}")
     occ_only = {"--dataset": dataset != "latest", "--model": model is not None, "--split": split is not None,
-                "--max-windows": max_windows is not None, "--no-adherence": not adherence}
+                "--max-windows": max_windows is not None, "--no-adherence": not adherence,
+                "--counterfactual": counterfactual, "--max-routes": max_routes is not None}
     video_only = {"--real": real is not None, "--generated": generated is not None, "--fid-weights": fid_weights is not None,
                   "--fvd-weights": fvd_weights is not None, "--metrics": metrics != "fid,fvd", "--clip-frames": clip_frames != FVD_CLIP_FRAMES,
                   "--all-clips": all_clips, "--frame-stride": frame_stride != 1, "--unpaired": unpaired, "--batch-size": batch_size != 8}
@@ -68,7 +74,21 @@ def command(
             tuple(m.strip() for m in metrics.split(",") if m.strip()), clip_frames, all_clips, frame_stride, unpaired,
             batch_size, state.device), out)
         return
-    res = run_evaluate_occ(Workspace.at(state.workspace), EvaluateOccRequest(dataset, model, split, max_windows, adherence, state.device))
+    res = run_evaluate_occ(Workspace.at(state.workspace), EvaluateOccRequest(dataset, model, split, max_windows, adherence,
+                                                                             state.device, counterfactual, max_routes))
+    if counterfactual:
+        ui.table(f"counterfactual forecasting, {res['routes']} named routes of {res['scenes']} synthetic scenes against the "
+                 "re-simulated truth (mIoU drop-zero / unseen-one, IoU)",
+                 ["horizon", "method", "mIoU drop_zero", "mIoU unseen_one", "IoU"], counterfactual_rows(res))
+        ui.info(f"{len(res['skipped'])} routes do not exist from their start frame (listed under 'skipped')")
+    else:
+        _logged_tables(res)
+    if out is not None:
+        write_text_atomic(Path(out), json.dumps(res, indent=1))
+    emit({"command": "evaluate", "target": target, **res})
+
+
+def _logged_tables(res: dict) -> None:
     ui.table(f"occupancy forecasting, {res['windows']} windows, protocol {res['protocol']['name']} (mIoU drop-zero / unseen-one, IoU)",
              ["horizon", "method", "mIoU drop_zero", "mIoU unseen_one", "IoU"], report_rows(res))
     if "adherence" in res:
@@ -76,9 +96,6 @@ def command(
                  [[h, f"{res['adherence'][h]['translation_m']:.2f}", f"{res['adherence'][h]['yaw_deg']:.2f}"] for h, _ in HORIZONS])
     t = res["timing"]
     ui.info(f"{t['fps_forecast']:.2f} forecast frames/s, {t['fps_peer_scope']:.2f} in the peers' scope (decode excluded) on {t['device']}")
-    if out is not None:
-        write_text_atomic(Path(out), json.dumps(res, indent=1))
-    emit({"command": "evaluate", "target": target, **res})
 
 
 def _required(flag: str, what: str) -> NoReturn:

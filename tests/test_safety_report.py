@@ -51,6 +51,7 @@ def test_a_waypoint_file_through_a_parked_car_reports_it(capsys, tmp_path):
     start = 3
     grid = scene.frames[start].instance_grid()
     inv = np.linalg.inv(scene.poses[start])
+    labels = scene.semantics(start)
     target = None
     for name, inst in scene.instances.items():  # a parked car (the same box in every frame) in view
         if inst.class_name != "car" or start not in inst.frames or np.ptp(inst.boxes[:, :2], 0).max() > 1e-3:
@@ -58,13 +59,17 @@ def test_a_waypoint_file_through_a_parked_car_reports_it(capsys, tmp_path):
         if not (grid == inst.id).any():
             continue
         c = inv @ np.r_[inst.boxes[0, :3], 1.0]
-        if 8.0 < np.hypot(c[0], c[1]) < 30.0:
-            target = (name, c[:2])
+        if not 8.0 < np.hypot(c[0], c[1]) < 30.0:
+            continue
+        heading = math.atan2(c[1], c[0])
+        end = c[:2] - 1.35 * np.array([math.cos(heading), math.sin(heading)])  # the box centre on the car at 3 s
+        # one whose way in is clear at 0.5 s (a car behind a row of others would be hit by them first)
+        first = ego_safety(labels, planar_pose(*(end / 6), heading))
+        if not first["collision"]:
+            target = (name, end, heading)
             break
     assert target is not None, "the synthetic scene has no parked car in view"
-    name, centre = target
-    heading = math.atan2(centre[1], centre[0])
-    end = centre - 1.35 * np.array([math.cos(heading), math.sin(heading)])  # the box centre on the car at 3 s
+    name, end, heading = target
     csv = tmp_path / "through.csv"
     csv.write_text("t,x,y\n" + "\n".join(f"{t},{end[0] * t / 3:.4f},{end[1] * t / 3:.4f}" for t in (0, 1, 2, 3)) + "\n")
     r = run_cli(capsys, "--json", "forecast", "--dataset", "d", "--scene", "scene-0000", "--traj", csv,

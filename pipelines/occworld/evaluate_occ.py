@@ -12,7 +12,9 @@ from pipelines.data.dataset import OccDataset
 from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
 from pipelines.occworld.distributed import resolve_device
+from pipelines.data.synthetic.routes import ROUTES
 from pipelines.occworld.evaluate import HORIZONS, evaluate_windows
+from pipelines.occworld.evaluate_counterfactual import CF_STEPS, START_EVERY, evaluate_counterfactual, start_frames
 from pipelines.occworld.forecast import DEMO_MODEL
 from pipelines.occworld.forecast_stage import FUTURE, PAST
 from pipelines.occworld.params import parameter_report
@@ -20,6 +22,12 @@ from pipelines.occworld.world_model import open_world_model
 from pipelines.store import Workspace
 
 
+CONVENTIONS = {"miou_drop_zero": "GenieDrive/OccWorld: mean over classes 0..16 of IoU, classes with IoU = 0 dropped",
+               "miou_unseen_one": "classes absent from both prediction and ground truth count as 1, zero IoU kept"}
+COUNTERFACTUAL_PROTOCOL = (
+    f"every named route ({', '.join(ROUTES)}) that exists from frame {PAST} and every {START_EVERY} keyframes after it, "
+    f"{CF_STEPS} keyframes (10 s): truth = the scene re-simulated along the route (the others react), forecast = the "
+    "model from the logged past; copy-last and ego-warp along the same trajectory")
 PROTOCOL_ROLLOUT = {
     "gdrive": "gdrive's rollout (ego-frame steps, the window's logged past motion in the history)",
     "geniedrive": "the official EE_World.forward_sample on the logged global poses; batch 1, scenes walked in order, "
@@ -35,13 +43,23 @@ class EvaluateOccRequest:
     max_windows: int | None = None
     adherence: bool = True
     device: str = "auto"
+    counterfactual: bool = False  # score named routes against the re-simulated truth (synthetic scenes)
+    max_routes: int | None = None  # with counterfactual: this many routes at most
 
 
 def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:
     if req.max_windows is not None and req.max_windows <= 0:
         raise BadInput(f"--max-windows {req.max_windows}: must be a positive number")
+    if req.max_routes is not None and req.max_routes <= 0:
+        raise BadInput(f"--max-routes {req.max_routes}: must be a positive number")
+    if req.counterfactual and req.max_windows is not None:
+        raise BadInput("--max-windows: the counterfactual protocol drives routes, not logged windows; use --max-routes N")
+    if req.max_routes is not None and not req.counterfactual:
+        raise BadInput("--max-routes: only with --counterfactual (the logged protocol takes --max-windows)")
     ds = OccDataset.open(req.dataset, ws.root)
     model, folder = open_world_model(req.model or str(DEMO_MODEL), ws.root)
+    if req.counterfactual:
+        return _run_counterfactual(ds, model, folder, req)
     windows = ForecastWindows(open_cache(ds), PAST, FUTURE, split=req.split, drop_partial=True)
     if len(windows) == 0:
         raise BadInput(f"--dataset '{req.dataset}': no complete windows (3 past + 6 future keyframes); "
@@ -56,8 +74,20 @@ def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:
                          "total": rep["total"]["parameters"]}
     res.update({"dataset": ds.name, "dataset_id": ds.id, "model": str(folder), "split": req.split or "all",
                 "protocol": {"name": model.cfg.protocol, "rollout": PROTOCOL_ROLLOUT[model.cfg.protocol]},
-                "conventions": {"miou_drop_zero": "GenieDrive/OccWorld: mean over classes 0..16 of IoU, classes with IoU = 0 dropped",
-                                "miou_unseen_one": "classes absent from both prediction and ground truth count as 1, zero IoU kept"}})
+                "conventions": CONVENTIONS})
+    return res
+
+
+def _run_counterfactual(ds: OccDataset, model, folder, req: EvaluateOccRequest) -> dict:
+    device = resolve_device(req.device)
+    scenes = [s for s in ds.scene_names(req.split)]
+    count = sum(len(start_frames(ds.scene(n).num_frames)) * len(ROUTES) for n in scenes)
+    if req.max_routes is not None:
+        count = min(count, req.max_routes)
+    with ui.progress("driving named routes in the simulator and forecasting them", count) as bar:
+        res = evaluate_counterfactual(model, ds, device, req.split, req.max_routes, advance=bar.advance)
+    res.update({"protocol": {"name": "counterfactual", "rollout": COUNTERFACTUAL_PROTOCOL}, "dataset": ds.name,
+                "dataset_id": ds.id, "model": str(folder), "split": req.split or "all", "conventions": CONVENTIONS})
     return res
 
 

@@ -37,12 +37,34 @@ from pipelines.data.synthetic.sim import STATIC
 from pipelines.data.synthetic.signals import make_signals
 from pipelines.data.synthetic.traffic import SimResult, drop_conflicts, run_simulation, spawn_pedestrians, spawn_vehicles
 from pipelines.data.synthetic.voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
-from pipelines.data.synthetic.world import build_world
+from pipelines.data.synthetic.world import District, build_world
 from pipelines.errors import BadInput
 from pipelines.geometry import planar_pose
 from pipelines.sensors.raycast import visibility_masks
 
 GRID_REACH = 40.0 * math.sqrt(2.0) + 1.0  # m from the ego origin to the farthest grid corner
+
+
+def scene_layout(seed: int, index: int, config: SyntheticConfig, streams: tuple | None = None):
+    """(road network, ego plan, static world) of scene `index`: what it looks like before any
+    traffic or simulation. `streams`: the scene's streams (drawn from here when not given)."""
+    rng_net, rng_ego = (streams or scene_streams(seed, index))[:2]
+    net = build_network(config, rng_net, extent=network_extent(config))
+    plan = plan_ego(net, scene_kind(seed, index), config, rng_ego)
+    # Static objects only matter where the grid can see them.
+    lo, hi = world_bounds(plan)
+    return net, plan, build_world(net, config, [seed, index], lo, hi, work_zone=plan.construction_block)
+
+
+def world_bounds(plan) -> tuple[np.ndarray, np.ndarray]:
+    """The map-frame box [lo, hi] a scene builds its static world over ([2] each)."""
+    return plan.route.min(axis=0) - GRID_REACH - 10.0, plan.route.max(axis=0) + GRID_REACH + 10.0
+
+
+def busy_config(cfg: SyntheticConfig, district: District) -> SyntheticConfig:
+    """`cfg` with the district's traffic and pedestrian densities (capped at the config's range)."""
+    return dataclasses.replace(cfg, traffic_density=min(cfg.traffic_density * district.traffic_scale, 20.0),
+                               pedestrian_density=min(cfg.pedestrian_density * district.pedestrian_scale, 20.0))
 
 
 class Simulated:
@@ -55,19 +77,16 @@ class Simulated:
             raise BadInput(f"synthetic scene seed={seed}, index={index}: both must be >= 0")
         cfg = config
         self.seed, self.index, self.config = seed, index, cfg
-        rng_net, rng_ego, rng_sig, rng_veh, rng_ped, rng_glob = scene_streams(seed, index)
-        self.net = net = build_network(cfg, rng_net, extent=network_extent(cfg))
-        self.kind = scene_kind(seed, index)
-        self.plan = plan = plan_ego(net, self.kind, cfg, rng_ego)
+        streams = scene_streams(seed, index)
+        rng_sig, rng_veh, rng_ped, rng_glob = streams[2:]
+        self.net, self.plan, self.world = net, plan, world = scene_layout(seed, index, cfg, streams)
+        self.kind = plan.kind
         self.signals = sig = make_signals(net, rng_sig)
         program_lights(plan, sig, net, cfg, rng_sig)
         route = plan.route
-        # Static objects only matter where the grid can see them.
-        lo = route.min(axis=0) - GRID_REACH - 10.0
-        hi = route.max(axis=0) + GRID_REACH + 10.0
-        self.world = build_world(net, cfg, [seed, index], lo, hi, forced={plan.construction_block[:2]: f"construction_{plan.construction_block[2]}"})
-        vehicles = spawn_vehicles(net, sig, cfg, rng_veh, route, plan.reserved)
-        peds = spawn_pedestrians(net, cfg, rng_ped, route)
+        busy = busy_config(cfg, world.district)
+        vehicles = spawn_vehicles(net, sig, busy, rng_veh, route, plan.reserved)
+        peds = spawn_pedestrians(net, busy, rng_ped, route)
         # Priority order: ego, its leads, fixed objects, traffic, pedestrians.
         self.agents = drop_conflicts([plan.ego] + plan.leads + self.world.statics + vehicles + peds)
         self.result: SimResult = run_simulation(self.agents, sig, cfg.frames + int(extra_frames), cfg.sim_hz)

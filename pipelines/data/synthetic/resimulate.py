@@ -23,7 +23,7 @@ import numpy as np
 from pipelines.data.rig import Rig, default_rig
 from pipelines.data.scene import Instance
 from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames
+from pipelines.data.synthetic.generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames, world_bounds
 from pipelines.data.synthetic.routes import scene_roads, simulated, synthetic_origin
 from pipelines.data.synthetic.voxelise import boxes_in_ego, static_raster
 from pipelines.data.synthetic.world import build_world
@@ -76,13 +76,10 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
     need_hi = np.maximum(ref_hi, ego_map[:, :2].max(axis=0) + GRID_REACH)
     agents, boxes = list(sim.agents), sim.global_boxes()[frames]  # [K, N, 7]
     world = sim.world
-    built_lo = sim.plan.route.min(axis=0) - GRID_REACH - 10.0  # what Simulated built the world over
-    built_hi = sim.plan.route.max(axis=0) + GRID_REACH + 10.0
+    built_lo, built_hi = world_bounds(sim.plan)  # what Simulated built the world over
     if np.any(need_lo < built_lo) or np.any(need_hi > built_hi):
-        plan = sim.plan
         world = build_world(sim.net, config, [seed, index], np.minimum(need_lo - 10.0, built_lo),
-                            np.maximum(need_hi + 10.0, built_hi),
-                            forced={plan.construction_block[:2]: f"construction_{plan.construction_block[2]}"})
+                            np.maximum(need_hi + 10.0, built_hi), work_zone=sim.plan.construction_block)
         known = {(a.cls, a.pose) for a in sim.world.statics}
         extra = [a for a in world.statics if (a.cls, a.pose) not in known]
         if extra:

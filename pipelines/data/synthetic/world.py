@@ -32,6 +32,54 @@ def k_of(z: float) -> int:
     return int(np.clip(np.floor((z + 1.0) / 0.4), 0, TOP_K))
 
 
+BLOCK_KINDS = ("buildings", "houses", "park", "parking", "plaza")
+_KIND_WEIGHTS = np.array([0.38, 0.2, 0.16, 0.12, 0.14])  # the mean mix over many scenes
+_KIND_CONCENTRATION = 6.0  # Dirichlet concentration: lower, the more scenes differ in their mix
+WORK_ZONE_SHARE = 0.25  # share of scenes with a fenced work zone beside the ego's start
+_DISTRICT_SALT = 9  # the district's stream (blocks use salts 1-4)
+
+
+@dataclass(frozen=True)
+class District:
+    """What one scene's city is like, drawn per scene from a stream of its own (so the road grid,
+    the ego and the traffic draw what they drew before): the mix of block kinds, how built-up
+    the blocks are, the street furniture, how busy the streets are, and whether a work zone
+    stands beside the ego's start. Without it every scene was the same city with the same work
+    zone 15 m from the ego."""
+
+    kind_probs: tuple[float, ...]  # over BLOCK_KINDS
+    tall_share: float  # share of buildings taller than the grid (else 3-5 m)
+    gap_share: float  # share of building lots with a gap before them
+    setback_max: float  # m from the block edge to a building front, drawn in [0.6, max]
+    furniture_gap: tuple[float, float]  # m between street lights / tree pits, drawn in [lo, hi]
+    light_share: float  # share of those that are street lights (else tree pits)
+    cone_share: float  # share of parking strips with groups of cones
+    parked_scale: float  # multiplies SyntheticConfig.parked_share
+    traffic_scale: float  # multiplies SyntheticConfig.traffic_density
+    pedestrian_scale: float  # multiplies SyntheticConfig.pedestrian_density
+    work_zone: bool
+
+
+def draw_district(entropy: list[int]) -> District:
+    """The district of the scene with random entropy [seed, index]; deterministic."""
+    rng = _block_rng(entropy, 0, 0, _DISTRICT_SALT)
+    probs = rng.dirichlet(_KIND_CONCENTRATION * _KIND_WEIGHTS)
+    lo = float(rng.uniform(10.0, 20.0))
+    return District(
+        kind_probs=tuple(float(p) for p in probs),
+        tall_share=float(rng.uniform(0.3, 0.95)),
+        gap_share=float(rng.uniform(0.1, 0.7)),
+        setback_max=float(rng.uniform(2.0, 6.0)),
+        furniture_gap=(lo, lo + float(rng.uniform(6.0, 20.0))),
+        light_share=float(rng.uniform(0.25, 0.85)),
+        cone_share=float(rng.uniform(0.0, 0.5)),
+        parked_scale=float(rng.uniform(0.5, 1.5)),
+        traffic_scale=float(rng.uniform(0.5, 1.6)),
+        pedestrian_scale=float(rng.uniform(0.4, 1.6)),
+        work_zone=bool(rng.random() < WORK_ZONE_SHARE),
+    )
+
+
 @dataclass
 class World:
     # ("rect", x0, x1, y0, y1, k0, k1, label, only_free): fill cells with centres in the box
@@ -40,6 +88,8 @@ class World:
     # ("pole", x, y, top_k, arm_dx, arm_dy, arm_len)
     prims: list[tuple] = field(default_factory=list)
     statics: list[Agent] = field(default_factory=list)
+    blocks: list[tuple[str, float, float, float, float]] = field(default_factory=list)  # (kind, x0, x1, y0, y1)
+    district: District | None = None
 
 
 def _static(cls: str, x: float, y: float, yaw: float, l: float, w: float, h: float, tag: str = "") -> Agent:
@@ -64,7 +114,7 @@ def _hedge(w: World, x0, x1, y0, y1, rng) -> None:
     w.prims.append(("rect", x0, x1, y0, y1, 3, top, C["vegetation"], True))
 
 
-def _buildings(w: World, rng, x0, x1, y0, y1) -> None:
+def _buildings(w: World, rng, x0, x1, y0, y1, d: District) -> None:
     """Lots of buildings along the block's four edges, courtyard of terrain and trees inside."""
     depth_max = max(6.0, min(22.0, (min(x1 - x0, y1 - y0)) / 2 - 3.0))
     for side in range(4):
@@ -73,11 +123,11 @@ def _buildings(w: World, rng, x0, x1, y0, y1) -> None:
         t = a0
         while t < a1 - 4:
             width = float(rng.uniform(10, 28))
-            gap = float(rng.uniform(0, 5)) if rng.random() < 0.4 else 0.0
-            setback = float(rng.uniform(0.6, 4.0))
+            gap = float(rng.uniform(0, 5)) if rng.random() < d.gap_share else 0.0
+            setback = float(rng.uniform(0.6, d.setback_max))
             depth = float(rng.uniform(6.0, depth_max))
             b0, b1 = t + gap, min(t + gap + width, a1)
-            top = TOP_K if rng.random() < 0.8 else k_of(float(rng.uniform(3.0, 5.0)))
+            top = TOP_K if rng.random() < d.tall_share else k_of(float(rng.uniform(3.0, 5.0)))
             if b1 - b0 > 3:
                 if side == 0:
                     rect = (b0, b1, y0 + setback, y0 + setback + depth)
@@ -109,6 +159,57 @@ def _buildings(w: World, rng, x0, x1, y0, y1) -> None:
     ix0, ix1, iy0, iy1 = x0 + depth_max + 4, x1 - depth_max - 4, y0 + depth_max + 4, y1 - depth_max - 4
     if ix1 - ix0 > 4 and iy1 - iy0 > 4:
         _trees(w, rng, ix0, ix1, iy0, iy1, int(rng.integers(1, 5)))
+
+
+def _edge_frame(side: int, x0: float, x1: float, y0: float, y1: float):
+    """(u along block edge `side` (0 south, 1 east, 2 north, 3 west), v into the block) -> a
+    map-frame rect maker and the yaw of the v axis."""
+    def rect(u0: float, u1: float, v0: float, v1: float) -> tuple[float, float, float, float]:
+        if side == 0:
+            return u0, u1, y0 + v0, y0 + v1
+        if side == 2:
+            return u0, u1, y1 - v1, y1 - v0
+        if side == 1:
+            return x1 - v1, x1 - v0, u0, u1
+        return x0 + v0, x0 + v1, u0, u1
+
+    return rect, (np.pi / 2, np.pi, -np.pi / 2, 0.0)[side]
+
+
+def _houses(w: World, rng, x0, x1, y0, y1, d: District) -> None:
+    """Detached houses on lots along the block's edges: a low house behind a front garden (a hedge
+    or a tree), a driveway of driveable surface from the sidewalk, a parked car on some, a tree
+    in some back gardens."""
+    lot_depth = max(12.0, min(28.0, min(x1 - x0, y1 - y0) / 2 - 1.0))
+    for side in range(4):
+        rect, v_yaw = _edge_frame(side, x0, x1, y0, y1)
+        a0, a1 = (x0, x1) if side in (0, 2) else (y0 + lot_depth, y1 - lot_depth)  # corners: south/north lots
+        t = a0 + float(rng.uniform(0.0, 3.0))
+        while t + 11.0 < a1:
+            b0, b1 = t, min(t + float(rng.uniform(12.0, 20.0)), a1)
+            setback = float(rng.uniform(4.0, 7.0))
+            depth = float(rng.uniform(7.0, max(7.0, min(11.0, lot_depth - setback - 1.0))))
+            width = min(b1 - b0 - 4.5, float(rng.uniform(7.0, 11.0)))
+            drive_first = rng.random() < 0.5  # the driveway on the lot's low-u or high-u side
+            du = b0 + 0.5 if drive_first else b1 - 3.5
+            hu = b0 + 4.0 if drive_first else b1 - 4.0 - width
+            w.prims.append(("rect", *rect(hu, hu + width, setback, setback + depth), 2, k_of(float(rng.uniform(3.2, 4.6))),
+                            C["manmade"], False))
+            w.prims.append(("rect", *rect(du, du + 3.0, 0.0, setback + 5.0), 2, 2, C["driveable_surface"], False))
+            if rng.random() < 0.45 * d.parked_scale:
+                l_ = float(rng.uniform(4.0, 4.8))
+                bx0, bx1, by0, by1 = rect(du + 1.5, du + 1.5, 0.8 + l_ / 2, 0.8 + l_ / 2)
+                w.statics.append(_static("car", bx0, by0, v_yaw, l_, float(rng.uniform(1.75, 1.95)),
+                                         float(rng.uniform(1.45, 1.8)), "parked"))
+            if rng.random() < 0.5:
+                _hedge(w, *rect(hu, hu + width, 0.3, 1.0), rng)
+            elif setback > 5.0:
+                cx0, _, cy0, _ = rect(hu + width / 2, hu + width / 2, setback / 2, setback / 2)
+                w.prims.append(("tree", cx0, cy0, k_of(2.4), float(rng.uniform(3.2, 4.0)), float(rng.uniform(1.0, 1.6))))
+            if setback + depth + 5.0 < lot_depth and rng.random() < 0.6:
+                cx0, _, cy0, _ = rect(hu + width / 2, hu + width / 2, setback + depth + 3.5, setback + depth + 3.5)
+                w.prims.append(("tree", cx0, cy0, k_of(2.6), float(rng.uniform(3.4, 4.4)), float(rng.uniform(1.3, 2.2))))
+            t = b1
 
 
 def _park(w: World, rng, x0, x1, y0, y1) -> None:
@@ -236,29 +337,26 @@ def _construction(w: World, rng, x0, x1, y0, y1, side: str = "y0") -> None:
             _trees(w, rng, rx0, rx1 - 2, y0 + 2, y1 - 2, int((rx1 - rx0) * (y1 - y0) / 400))
 
 
-_BLOCK_KINDS = (("buildings", 0.5), ("park", 0.2), ("parking", 0.15), ("plaza", 0.15))
-
-
 def build_world(
     net: RoadNetwork,
     cfg: SyntheticConfig,
     entropy: list[int],
     lo: np.ndarray,
     hi: np.ndarray,
-    forced: dict[tuple[int, int], str] | None = None,
+    work_zone: tuple[int, int, str] | None = None,
 ) -> World:
     """Blocks, green strips, street furniture and parked vehicles inside [lo, hi] (map frame).
 
-    `forced` sets the kind of some blocks, e.g. {(i, j): "construction_x0"} for a work zone on
-    the block's west edge.
+    `work_zone` = (i, j, edge): where the scene's work zone stands if its district has one, e.g.
+    (3, 4, "x0") for a fenced site on the west edge of block (3, 4).
     """
-    forced = forced or {}
-    w = World()
+    d = draw_district(entropy)
+    forced = {work_zone[:2]: f"construction_{work_zone[2]}"} if work_zone is not None and d.work_zone else {}
+    w = World(district=d)
     nx, ny = net.shape
     vr, hr = net.vroads, net.hroads
     xs, ys = net.xs, net.ys
-    names = [n for n, _ in _BLOCK_KINDS]
-    probs = np.array([p for _, p in _BLOCK_KINDS])
+    probs = np.array(d.kind_probs)
     for i in range(nx - 1):
         for j in range(ny - 1):
             x0 = xs[i] + vr[i].half_width + vr[i].sidewalk
@@ -268,11 +366,14 @@ def build_world(
             if x1 < lo[0] or x0 > hi[0] or y1 < lo[1] or y0 > hi[1]:
                 continue
             rng = _block_rng(entropy, i, j, 1)
-            kind = forced.get((i, j)) or names[int(rng.choice(len(names), p=probs))]
+            kind = forced.get((i, j)) or BLOCK_KINDS[int(rng.choice(len(BLOCK_KINDS), p=probs))]
+            w.blocks.append((kind, x0, x1, y0, y1))
             if kind.startswith("construction"):  # "construction_<side>": the edge facing the road
                 _construction(w, rng, x0, x1, y0, y1, kind.split("_")[1])
-                continue
-            {"buildings": _buildings, "park": _park, "parking": _parking, "plaza": _plaza}[kind](w, rng, x0, x1, y0, y1)
+            elif kind in ("buildings", "houses"):
+                (_buildings if kind == "buildings" else _houses)(w, rng, x0, x1, y0, y1, d)
+            else:
+                {"park": _park, "parking": _parking, "plaza": _plaza}[kind](w, rng, x0, x1, y0, y1)
     # Green strips where a road segment was removed (between two blocks).
     for i in range(nx):
         for j in range(ny - 1):
@@ -288,11 +389,11 @@ def build_world(
                 y0, y1 = ys[j] - hr[j].half_width - hr[j].sidewalk, ys[j] + hr[j].half_width + hr[j].sidewalk
                 if not (x1 < lo[0] or x0 > hi[0] or y1 < lo[1] or y0 > hi[1]):
                     _trees(w, _block_rng(entropy, i, j, 3), x0, x1, y0, y1, int((x1 - x0) / 12))
-    _street_furniture(w, net, cfg, entropy, lo, hi)
+    _street_furniture(w, net, cfg, entropy, lo, hi, d)
     return w
 
 
-def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy: list[int], lo, hi) -> None:
+def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy: list[int], lo, hi, d: District) -> None:
     """Street lights and tree pits on the kerb side of sidewalks, traffic-light poles with arms
     over the lanes at every approach, and parked vehicles (and cones) on parking strips."""
     for i, j, p in net.interior_nodes_near(lo, hi, 140.0):
@@ -318,14 +419,14 @@ def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy:
             u = d0 + float(rng.uniform(2, 10))
             while u < d1:
                 q = p - DIRS[h] * u + rn * (road.half_width + 0.45)
-                if rng.random() < 0.5:
+                if rng.random() < d.light_share:
                     w.prims.append(("pole", float(q[0]), float(q[1]), 13, float(-rn[0]), float(-rn[1]), 1.6))
                 elif road.sidewalk > 3.5:
                     w.prims.append(("tree", float(q[0]), float(q[1]), k_of(2.6), float(rng.uniform(3.6, 4.4)), float(rng.uniform(1.1, 1.5))))
-                u += float(rng.uniform(14, 30))
+                u += float(rng.uniform(*d.furniture_gap))
             if road.parking:
                 u = d0 + 1.0
-                cones = rng.random() < 0.25
+                cones = rng.random() < d.cone_share
                 yaw = float(np.arctan2(DIRS[h][1], DIRS[h][0]))
                 while u + 5.0 < d1:
                     if cones and rng.random() < 0.5:
@@ -343,7 +444,7 @@ def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy:
                         l_, wd, hh, tag = float(rng.uniform(4.0, 4.8)), float(rng.uniform(1.75, 1.95)), float(rng.uniform(1.45, 1.8)), "car"
                     if u + l_ + 0.5 > d1:
                         break
-                    if rng.random() < cfg.parked_share:
+                    if rng.random() < min(1.0, cfg.parked_share * d.parked_scale):
                         q = p - DIRS[h] * (u + 0.4 + l_ / 2) + rn * road.parking_offset
                         w.statics.append(_static(tag, float(q[0]), float(q[1]), yaw, l_, wd, hh, "parked"))
                     u += l_ + float(rng.uniform(0.8, 2.0))

@@ -71,13 +71,13 @@ def test_two_process_cpu_ddp_predict_stage_with_the_warp_prior(capsys, trained):
 
 
 def test_forecast_writes_occ3d_frames_json_and_preview(capsys, trained):
-    r = run_cli(capsys, "forecast", "--scene", "town00", "--traj", "turn_left", "--model", "wm", "--horizon", "8",
+    r = run_cli(capsys, "forecast", "--scene", "town00", "--traj", "fixed_turn_left", "--model", "wm", "--horizon", "8",
                 "--speed", "6", "--name", "f", "--json")
     assert r.code == 0, r.err
     art = trained / "forecasts" / "f"
     meta = json.loads((art / "frames.json").read_text())
     assert [f["t_s"] for f in meta["frames"]] == [0.5 * i for i in range(1, 9)]  # 8 autoregressive steps
-    assert meta["trajectory"] == {"kind": "named", "name": "turn_left", "speed": 6.0}
+    assert meta["trajectory"] == {"kind": "named", "name": "fixed_turn_left", "speed": 6.0}
     want = poses_of(named("turn_left", 6.0, 8))
     assert np.allclose([f["ego_in_start"] for f in meta["frames"]], want, atol=1e-9)
     assert meta["frames"][0]["command"] == "left" and meta["frames"][0]["control"]["speed"] == pytest.approx(6.0, rel=1e-2)  # chord of the arc
@@ -86,7 +86,7 @@ def test_forecast_writes_occ3d_frames_json_and_preview(capsys, trained):
         assert lab["semantics"].shape == (200, 200, 16) and lab["semantics"].max() <= FREE
         assert {"translation_m", "yaw_deg"} <= set(f["adherence"])
     assert (art / "preview.mp4").stat().st_size > 0
-    again = run_cli(capsys, "forecast", "--scene", "town00", "--traj", "turn_left", "--model", "wm", "--horizon", "8",
+    again = run_cli(capsys, "forecast", "--scene", "town00", "--traj", "fixed_turn_left", "--model", "wm", "--horizon", "8",
                     "--speed", "6", "--name", "f")
     assert again.code == 0 and "reusing forecast 'f'" in again.err
 

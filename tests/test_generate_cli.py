@@ -79,7 +79,7 @@ def _copy_last_forecaster(monkeypatch) -> list[int]:
 @pytest.mark.slow
 def test_241_frames_by_rollout_with_a_video_model(capsys, ws, video_model, monkeypatch):
     calls = _copy_last_forecaster(monkeypatch)
-    args = ("generate", "--dataset", "w", "--traj", "turn_left", "--frames", "241", "--video-model", video_model, *RES,
+    args = ("generate", "--dataset", "w", "--traj", "fixed_turn_left", "--frames", "241", "--video-model", video_model, *RES,
             "--steps", "1", "--chunk-frames", "81", "--name", "g", "--json")
     r = run_cli(capsys, *args)
     assert r.code == 0, r.err

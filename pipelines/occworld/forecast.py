@@ -32,6 +32,7 @@ from pipelines.data.preview import preview_frame, write_mp4
 from pipelines.occworld.distributed import resolve_device
 from pipelines.occworld.forecast_stage import PAST
 from pipelines.data.synthetic.routes import scene_route
+from pipelines.occworld.surface_routes import surface_route
 from pipelines.occworld.trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
                                              unknown_trajectory)
 from pipelines.occworld.world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
@@ -153,7 +154,13 @@ def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndar
     horizon = req.horizon or DEFAULT_HORIZON
     steps = horizon + DEFAULT_HORIZON  # + 3 s so the last commands look ahead
     route = scene_route(scene, start, req.traj, speed, steps) if req.traj in NAMED else None
-    xyyaw, kind = (route.xyyaw, "route") if route is not None else (named(req.traj, speed, steps), "named")
+    if route is not None:  # a synthetic scene: its road graph and its simulation
+        xyyaw, kind = route.xyyaw, "route"
+    elif req.traj in NAMED:  # elsewhere: lanes and junctions of the observed driveable surface
+        xyyaw = surface_route(scene.semantics(start), req.traj, speed, steps, f"frame {start} of '{scene.name}'")
+        kind = "surface_route"
+    else:
+        xyyaw, kind = named(req.traj, speed, steps), "named"
     poses = poses_of(xyyaw)
     return poses[:horizon], commands_of(poses[:horizon], poses[horizon:]), {"kind": kind, "name": req.traj, "speed": speed}
 

@@ -23,7 +23,7 @@ def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_
     cfg = SyntheticConfig()
     driven, turns, scenes = 0, [], 0
     for index in range(20):
-        log = simulated(SEED, index, cfg, beyond=STEPS)
+        log = simulated(SEED, index, cfg, beyond=STEPS)  # one run serves every route of the scene
         net = scene_roads(SEED, index, cfg).net
         # the first frame from 3 on where the ego drives in a lane (not inside a junction or a bay)
         start = at = None

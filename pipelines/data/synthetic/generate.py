@@ -77,6 +77,7 @@ class Simulated:
             raise BadInput(f"synthetic scene seed={seed}, index={index}: both must be >= 0")
         cfg = config
         self.seed, self.index, self.config = seed, index, cfg
+        self.extra_frames = int(extra_frames)
         streams = scene_streams(seed, index)
         rng_sig, rng_veh, rng_ped, rng_glob = streams[2:]
         self.net, self.plan, self.world = net, plan, world = scene_layout(seed, index, cfg, streams)

@@ -220,16 +220,23 @@ SIM_CHUNK = 50  # keyframes: runs past a scene's end are rounded up to this, so 
 
 
 def simulated(seed: int, index: int, config: SyntheticConfig, beyond: int = 0):
-    """The scene's simulation, run at least `beyond` keyframes past its end (its first frames do
-    not depend on how far it runs, so a route and its counterfactual truth share one run)."""
-    return _simulated(seed, index, config, -(-max(beyond, 0) // SIM_CHUNK) * SIM_CHUNK)
-
-
-@functools.lru_cache(maxsize=2)
-def _simulated(seed: int, index: int, config: SyntheticConfig, beyond: int):
+    """The scene's simulation, run at least `beyond` keyframes past its end. Its first frames do
+    not depend on how far it runs, so one run serves every request up to its length (a route, its
+    counterfactual truth, a longer route later); the two latest scenes are kept."""
     from pipelines.data.synthetic.generate import Simulated
 
-    return Simulated(seed, index, config, extra_frames=beyond)
+    need = -(-max(beyond, 0) // SIM_CHUNK) * SIM_CHUNK
+    key = (seed, index, config)
+    run = _RUNS.pop(key, None)
+    if run is None or run.extra_frames < need:
+        run = Simulated(seed, index, config, extra_frames=need)
+    _RUNS[key] = run
+    while len(_RUNS) > 2:
+        _RUNS.pop(next(iter(_RUNS)))
+    return run
+
+
+_RUNS: dict = {}  # (seed, index, config) -> Simulated, oldest first
 
 
 def _stop_wall(path: Path, s: float) -> Agent:

@@ -11,7 +11,9 @@ import numpy as np
 
 from pipelines.data.synthetic.config import SyntheticConfig
 from pipelines.data.synthetic.routes import ROUTES, _driven, ego_centre, locate, route_path, scene_roads, simulated
+from pipelines.data.synthetic.resimulate import resimulate
 from pipelines.data.synthetic.sim import boxes_overlap
+from pipelines.metrics.safety import ego_safety
 from pipelines.occworld.forecast import route_speed
 from tests.helpers import on_a_carriageway
 
@@ -64,3 +66,18 @@ def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_
                 turns.append(abs(turned - 90.0) < 20.0)
     assert scenes == 20 and driven >= 60 and len(turns) >= 10, (scenes, driven, len(turns))
     assert np.mean(turns) >= 0.85, turns
+
+
+def test_right_turns_keep_their_box_clear_of_every_obstacle_voxel():
+    """In the voxelised truth too (poles and buildings are no agents): on seed 5 the right turns of
+    scenes 0 and 1 swept a traffic-light pole standing at the square kerb corner, 3 of 1520 route
+    frames over 20 scenes; the poles now stand 3.5 m short of the corner."""
+    cfg = SyntheticConfig()
+    for index in (0, 1):
+        log = simulated(SEED, index, cfg, beyond=STEPS)
+        speed = route_speed(float(log.log.v[3, 0]))
+        poses, sim = _driven(SEED, index, cfg, 3, "turn_right", float(speed), 20)
+        truth = resimulate(SEED, index, cfg, poses, 4 + np.arange(20), sim=sim)
+        for k, sem in enumerate(truth.semantics):
+            safety = ego_safety(sem, np.eye(4))
+            assert not safety["collision"] and safety["on_driveable"], (index, k, safety["classes"])

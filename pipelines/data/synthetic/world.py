@@ -37,6 +37,7 @@ _KIND_WEIGHTS = np.array([0.38, 0.2, 0.16, 0.12, 0.14])  # the mean mix over man
 _KIND_CONCENTRATION = 6.0  # Dirichlet concentration: lower, the more scenes differ in their mix
 WORK_ZONE_SHARE = 0.25  # share of scenes with a fenced work zone beside the ego's start
 _DISTRICT_SALT = 9  # the district's stream (blocks use salts 1-4)
+POLE_BACK = 3.5  # m from the crossing road's kerb line back to a traffic-light pole
 
 
 @dataclass(frozen=True)
@@ -399,15 +400,16 @@ def _street_furniture(w: World, net: RoadNetwork, cfg: SyntheticConfig, entropy:
     for i, j, p in net.interior_nodes_near(lo, hi, 140.0):
         rng = _block_rng(entropy, i, j, 4)
         for h in range(4):
-            # Traffic light for the approach with heading h: pole at the right-hand kerb
-            # corner before the node, arm over its lanes.
+            # Traffic light for the approach with heading h: pole on the right-hand sidewalk
+            # POLE_BACK m short of the kerb corner (right-turning vehicles sweep over the square
+            # corner itself), arm over its lanes.
             back = (h + 2) % 4
             if not net.arm(i, j, back):
                 continue
             road = net.road_along(i, j, h)
             across = net.road_across(i, j, h)
             rn = right_normal(h)
-            base = p - DIRS[h] * (across.half_width + 0.45) + rn * (road.half_width + 0.45)
+            base = p - DIRS[h] * (across.half_width + POLE_BACK) + rn * (road.half_width + 0.45)
             arm = -rn
             w.prims.append(("pole", float(base[0]), float(base[1]), 14, float(arm[0]), float(arm[1]), road.lanes * 3.5 + 1.0))
             # Along the segment arriving with heading h: street lights and tree pits on the

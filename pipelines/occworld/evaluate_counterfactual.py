@@ -36,51 +36,63 @@ def _summaries(cms: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     return {h: summarise(cms[h]) for h, _ in CF_HORIZONS}
 
 
-def evaluate_counterfactual(model, ds, device: torch.device, split: str | None = None,
-                            max_routes: int | None = None, advance=None) -> dict:
-    """Every named route from every start frame of the dataset's synthetic scenes. Returns
-    {routes, skipped: [{scene, frame, trajectory, reason}], forecast / copy_last / ego_warp:
-    {horizon: metrics}, per_trajectory: {name: {routes, <method>: {horizon: metrics}}}}."""
+def counterfactual_scenes(ds, split: str | None = None) -> list:
+    """The dataset's synthetic scenes of this generator (BadInput when there are none)."""
     scenes = [s for s in ds.scenes(split) if synthetic_origin(s) is not None]
     if not scenes:
         raise BadInput(f"--counterfactual: dataset '{ds.name}'{f' split {split}' if split else ''} holds no synthetic "
                        "scene of this generator (the simulator is the truth); prepare held-out ones, e.g. "
                        "`gdrive prepare-occ --source synthetic --seed 1 --name heldout`")
+    return scenes
+
+
+def planned_routes(scenes: list) -> int:
+    """How many routes `evaluate_counterfactual` tries at most (driven or found not to exist)."""
+    return sum(len(start_frames(s.num_frames)) for s in scenes) * len(ROUTES)
+
+
+def evaluate_counterfactual(model, scenes: list, device: torch.device, max_routes: int | None = None,
+                            advance=None) -> dict:
+    """Every named route from every start frame of `scenes` (counterfactual_scenes) until
+    `max_routes` are driven; `advance()` after each one tried. Returns {routes, scenes, skipped: [{scene, frame,
+    trajectory, reason}], forecast / copy_last / ego_warp: {horizon: metrics}, per_trajectory:
+    {name: {routes, <method>: {horizon: metrics}}}}."""
     model.eval().to(device)
     zero = np.zeros((18, 18), np.int64)
     total = {m: {h: zero.copy() for h, _ in CF_HORIZONS} for m in METHODS}
     per_traj: dict[str, dict] = {}
     skipped, routes = [], 0
-    for scene in scenes:
-        for start in start_frames(scene.num_frames):
+    tries = [(scene, start, move) for scene in scenes for start in start_frames(scene.num_frames) for move in ROUTES]
+    observed_at = None
+    for scene, start, move in tries:
+        if max_routes is not None and routes >= max_routes:
+            break
+        if observed_at != (scene.name, start):  # the logged past, read once per start frame
             first = max(0, start - PAST)
             observed = np.stack([scene.semantics(i) for i in range(first, start + 1)])
             obs_poses = np.linalg.inv(scene.poses[start])[None] @ scene.poses[first:start + 1]
-            for move in ROUTES:
-                if max_routes is not None and routes >= max_routes:
-                    break
-                try:
-                    poses, cmds, desc = resolve_trajectory(ForecastRequest(scene.name, move, horizon=CF_STEPS), scene, start)
-                except BadInput as e:  # no such route from here (the reason names the ones that exist)
-                    skipped.append({"scene": scene.name, "frame": start, "trajectory": move, "reason": str(e)})
-                    continue
-                truth = scene_counterfactual(scene, start, poses, route_simulation(scene, start, desc, len(poses))).semantics
-                pred = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
-                mine = per_traj.setdefault(move, {"routes": 0, **{m: {h: zero.copy() for h, _ in CF_HORIZONS} for m in METHODS}})
-                mine["routes"] += 1
-                routes += 1
-                for h, f in CF_HORIZONS:
-                    guesses = {"forecast": pred[f], "copy_last": observed[-1],
-                               "ego_warp": warp_occupancy(observed[-1], poses[f])}
-                    for m, guess in guesses.items():
-                        cm = confusion_matrix(guess, truth[f])
-                        total[m][h] += cm
-                        mine[m][h] += cm
-                if advance:
-                    advance()
+            observed_at = (scene.name, start)
+        try:
+            poses, cmds, desc = resolve_trajectory(ForecastRequest(scene.name, move, horizon=CF_STEPS), scene, start)
+        except BadInput as e:  # no such route from here (the reason names the ones that exist)
+            skipped.append({"scene": scene.name, "frame": start, "trajectory": move, "reason": str(e)})
+        else:
+            truth = scene_counterfactual(scene, start, poses, route_simulation(scene, start, desc, len(poses))).semantics
+            pred = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
+            mine = per_traj.setdefault(move, {"routes": 0, **{m: {h: zero.copy() for h, _ in CF_HORIZONS} for m in METHODS}})
+            mine["routes"] += 1
+            routes += 1
+            for h, f in CF_HORIZONS:
+                guesses = {"forecast": pred[f], "copy_last": observed[-1], "ego_warp": warp_occupancy(observed[-1], poses[f])}
+                for m, guess in guesses.items():
+                    cm = confusion_matrix(guess, truth[f])
+                    total[m][h] += cm
+                    mine[m][h] += cm
+        if advance:
+            advance()
     if routes == 0:
-        raise BadInput(f"--counterfactual: no named route exists from any start frame of dataset '{ds.name}' "
-                       f"({len(skipped)} tried); prepare longer scenes or another seed")
+        raise BadInput(f"--counterfactual: no named route exists from any start frame of the {len(scenes)} synthetic "
+                       f"scenes ({len(skipped)} tried); prepare longer scenes or another seed")
     out = {"routes": routes, "scenes": len(scenes), "horizon_keyframes": CF_STEPS,
            "start_frames": f"{PAST}, then every {START_EVERY} keyframes", "skipped": skipped}
     out.update({m: _summaries(total[m]) for m in METHODS})

@@ -14,7 +14,8 @@ from pipelines.errors import BadInput
 from pipelines.occworld.distributed import resolve_device
 from pipelines.data.synthetic.routes import ROUTES
 from pipelines.occworld.evaluate import HORIZONS, evaluate_windows
-from pipelines.occworld.evaluate_counterfactual import CF_STEPS, START_EVERY, evaluate_counterfactual, start_frames
+from pipelines.occworld.evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,
+                                                        planned_routes)
 from pipelines.occworld.forecast import DEMO_MODEL
 from pipelines.occworld.forecast_stage import FUTURE, PAST
 from pipelines.occworld.params import parameter_report
@@ -80,12 +81,10 @@ def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:
 
 def _run_counterfactual(ds: OccDataset, model, folder, req: EvaluateOccRequest) -> dict:
     device = resolve_device(req.device)
-    scenes = [s for s in ds.scene_names(req.split)]
-    count = sum(len(start_frames(ds.scene(n).num_frames)) * len(ROUTES) for n in scenes)
-    if req.max_routes is not None:
-        count = min(count, req.max_routes)
+    scenes = counterfactual_scenes(ds, req.split)
+    count = planned_routes(scenes)
     with ui.progress("driving named routes in the simulator and forecasting them", count) as bar:
-        res = evaluate_counterfactual(model, ds, device, req.split, req.max_routes, advance=bar.advance)
+        res = evaluate_counterfactual(model, scenes, device, req.max_routes, advance=bar.advance)
     res.update({"protocol": {"name": "counterfactual", "rollout": COUNTERFACTUAL_PROTOCOL}, "dataset": ds.name,
                 "dataset_id": ds.id, "model": str(folder), "split": req.split or "all", "conventions": CONVENTIONS})
     return res

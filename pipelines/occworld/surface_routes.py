@@ -29,11 +29,11 @@ import math
 import numpy as np
 from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
 from pipelines.data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WIDTH
+from pipelines.data.synthetic.routes import ROUTES
 from pipelines.errors import BadInput
 from pipelines.metrics.safety import BOX_LAYERS, DRIVEABLE, OBSTACLE_IDS
 from pipelines.occworld.world_model import KEYFRAME_DT
 
-ROUTES = ("straight", "turn_left", "turn_right", "lane_change_left", "lane_change_right", "stop")
 LANE_WIDTH = 3.5
 JUNCTION_OPEN = 6.0  # m the road's edge must open by on one side for a junction
 JUNCTION_MIN = 5.0  # m along the lane line the opening must last (a driveway is narrower)
@@ -238,9 +238,9 @@ def first_obstacle(blocked: np.ndarray, path: np.ndarray) -> float | None:
     return float(hit[0] * DS) if len(hit) else None
 
 
-def speed_profile(path: np.ndarray, v0: float, cruise: float, stop_at: float | None) -> np.ndarray:
-    """[N] speed at each path sample: cruise, capped by curvature, braking to 0 at `stop_at` (m of
-    arc), starting from v0 and accelerating at ACCEL."""
+def speed_profile(path: np.ndarray, cruise: float, stop_at: float | None) -> np.ndarray:
+    """[N] speed at each path sample, starting at `cruise`: capped by curvature, braking to 0 at
+    `stop_at` (m of arc), accelerating back at ACCEL."""
     n = len(path)
     curv = np.abs(np.gradient(path[:, 2])) / DS
     v = np.minimum(cruise, np.sqrt(LATERAL_ACC / np.maximum(curv, 1e-6)))
@@ -249,10 +249,9 @@ def speed_profile(path: np.ndarray, v0: float, cruise: float, stop_at: float | N
         k = int(np.clip(round(stop_at / DS), 0, n - 1))
         v[k:] = 0.0
         if stop_at > 0:
-            decel = float(np.clip(v0 * v0 / (2 * stop_at), STOP_DECEL, MAX_DECEL))
+            decel = float(np.clip(cruise * cruise / (2 * stop_at), STOP_DECEL, MAX_DECEL))
     for k in range(n - 2, -1, -1):  # brake in time for every cap ahead
         v[k] = min(v[k], math.sqrt(v[k + 1] ** 2 + 2 * decel * DS))
-    v[0] = min(v[0], v0)
     for k in range(1, n):  # and accelerate no harder than ACCEL
         v[k] = min(v[k], math.sqrt(v[k - 1] ** 2 + 2 * ACCEL * DS))
     return v
@@ -266,8 +265,7 @@ def drive(path: np.ndarray, v: np.ndarray, steps: int) -> np.ndarray:
     want = KEYFRAME_DT * np.arange(1, steps + 1)
     finite = np.isfinite(t)
     tt, pp = t[finite], path[finite]
-    out = np.stack([np.interp(want, tt, pp[:, c]) for c in range(3)], axis=1)
-    return out
+    return np.stack([np.interp(want, tt, pp[:, c]) for c in range(3)], axis=1)
 
 
 def surface_route(labels: np.ndarray, move: str, speed: float, steps: int, where: str) -> np.ndarray:
@@ -287,5 +285,5 @@ def surface_route(labels: np.ndarray, move: str, speed: float, steps: int, where
         stop_at = max(0.0, stop_at - STOP_GAP)
     if move == "stop" and stop_at is None:
         stop_at = speed * speed / (2 * STOP_DECEL)
-    v = speed_profile(path, speed, speed, stop_at)
+    v = speed_profile(path, speed, stop_at)
     return drive(path, v, steps)

@@ -22,6 +22,7 @@ def command(
     grad_clip: Annotated[Optional[float], typer.Option(help="Gradient-norm clip, 0 = off (official: 5).")] = None,
     warmup: Annotated[Optional[int], typer.Option(help="Linear warm-up steps (official: 50).")] = None,
     motion_prior: Annotated[Optional[str], typer.Option(help="predict stage: none (official) | warp (start each step from the ego-warped latent). Default: the --init model's config.")] = None,
+    future: Annotated[Optional[int], typer.Option(help="predict/e2e: keyframes forecast per training window (official: 6 = 3 s). Above 6 the horizon grows from 6 to this over the first half of the steps (a curriculum for long rollouts).")] = None,
     val_every: ValEvery = None,
     val_windows: Annotated[Optional[int], typer.Option(help="Validation windows per pass.")] = None,
     ckpt_every: CkptEvery = None,
@@ -35,6 +36,7 @@ def command(
     Example: gdrive train-forecaster --stage predict --dataset demo --init vae-small --steps 2000 --name wm-small
     """
     flags = dict(stage=stage, dataset=dataset, init=init, name=name, steps=steps, batch_size=batch_size, lr=lr,
-                 weight_decay=weight_decay, grad_clip=grad_clip, warmup=warmup, motion_prior=motion_prior, val_every=val_every,
+                 weight_decay=weight_decay, grad_clip=grad_clip, warmup=warmup, motion_prior=motion_prior, future=future,
+                 val_every=val_every,
                  val_windows=val_windows, ckpt_every=ckpt_every, ema=ema, resume=resume, force=force)
     run_training_command("train-forecaster", TrainForecasterRequest, run_train_forecaster, flags, config)

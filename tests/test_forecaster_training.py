@@ -76,3 +76,42 @@ def test_initial_history_repeats_the_first_frame_and_pads_motion():
 def test_scheduled_sampling_probability():
     assert teacher_probability(0, 100) == 1.0
     assert teacher_probability(100, 100) == pytest.approx(math.exp(-2.5))
+
+
+def test_horizon_curriculum_grows_from_the_official_six_to_future_over_half_the_run():
+    from pipelines.occworld.forecast_stage import horizon_at
+    from pipelines.occworld.losses import BETA, step_weights
+    assert [horizon_at(s, 100, 4) for s in (0, 50, 99)] == [4, 4, 4]  # at or below 6: fixed
+    assert [horizon_at(s, 100, 12) for s in (0, 9, 25, 49, 50, 99)] == [6, 7, 9, 11, 12, 12]
+    assert step_weights(6) == BETA[:6] and step_weights(10) == BETA + (BETA[-1],) * 2
+
+
+def test_predict_stage_rolls_out_the_curriculum_horizon(cache, monkeypatch):
+    import pipelines.occworld.forecast_stage as fs
+    seen = []
+    real = fs.rollout
+    monkeypatch.setattr(fs, "rollout", lambda *a, **k: seen.append(a[3].shape[1]) or real(*a, **k))
+    torch.manual_seed(0)
+    stage = forecaster_stage("predict", WorldModel(CONFIGS["debug"]), cache, CPU, 10, 0, train_windows=[0], future=8)
+    batch = stage.make_batch(np.array([0]))
+    assert batch["occ"].shape[1] == 3 + 1 + 8
+    for step in (0, 5, 9):
+        loss, terms = stage.loss(stage.model, batch, step)
+        assert torch.isfinite(loss) and set(terms) == {"traj", "rot", "latent_mse"}
+    assert seen == [6, 8, 8]  # motion steps rolled out: the horizon at steps 0, 5 and 9 of 10
+
+
+def test_future_flag_is_checked_and_recorded(capsys, tmp_path):
+    src = write_occ_folder(tmp_path / "export", scenes=1, frames=10)
+    assert run_cli(capsys, "prepare-occ", "--source", "occ-folder", "--dataroot", src, "--name", "w", "--no-previews").code == 0
+    assert run_cli(capsys, "train-vae", "--dataset", "w", "--model-config", "debug", "--steps", "1", "--name", "v").code == 0
+    r = run_cli(capsys, "train-forecaster", "--stage", "predict", "--dataset", "w", "--init", "v", "--future", "0")
+    assert r.code == 2 and len(r.err_lines) == 1 and "--future 0: must be a positive number" in r.err
+    r = run_cli(capsys, "train-forecaster", "--stage", "fuse", "--dataset", "w", "--init", "v", "--future", "8")
+    assert r.code == 2 and "--future 8: the fuse stage" in r.err
+    assert not (tmp_path / "ws" / "models" / "wm").exists()
+    r = run_cli(capsys, "train-forecaster", "--stage", "predict", "--dataset", "w", "--init", "v", "--future", "8",
+                "--steps", "2", "--name", "wm", "--val-windows", "1", "--json")
+    assert r.code == 0, r.err
+    import json
+    assert json.loads((tmp_path / "ws" / "models" / "wm" / "manifest.json").read_text())["config"]["future"] == 8

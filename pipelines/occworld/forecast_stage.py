@@ -21,15 +21,33 @@ from pipelines.data.cache import PackedCache
 from pipelines.data.windows import ForecastWindows
 from pipelines.errors import BadInput
 from pipelines.occworld.fuse_stage import fusion_stage
-from pipelines.occworld.losses import BETA, CLASS_WEIGHTS, lovasz_softmax, rotation_loss, trajectory_loss
+from pipelines.occworld.losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
 from pipelines.occworld.trainer import Stage
 from pipelines.occworld.world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                                             window_steps)
 
 TRAJ_WEIGHT = 0.01
 ROT_WEIGHT = 1.0
-PAST, FUTURE = 3, 6
+PAST, FUTURE = 3, 6  # official windows: 3 past keyframes, 6 future (3 s)
+MAX_FUTURE = 40  # --future bound: 20 s at 2 Hz
 STAGES = ("predict", "e2e", "fuse")
+
+
+def horizon_at(step: int, total_steps: int, future: int) -> int:
+    """Future keyframes trained at `step` of `total_steps` (the horizon curriculum). Up to the
+    official 6 the horizon is `future` throughout; beyond it, it grows linearly from 6 at the first
+    step to `future` at half the run and stays there, since early steps are mostly teacher-forced
+    (scheduled sampling) and long rollouts of an untrained forecaster only cost time."""
+    if future <= FUTURE:
+        return future
+    ramp = max(1, total_steps // 2)
+    return min(future, FUTURE + (future - FUTURE) * step // ramp)
+
+
+def truncate_window(batch: dict, future: int) -> dict:
+    """The batch's first PAST + 1 + `future` frames (every [B, T, ...] entry)."""
+    t = PAST + 1 + future
+    return {k: v[:, :t] for k, v in batch.items()}
 
 
 def collate(windows: ForecastWindows, idx: np.ndarray, device: torch.device) -> dict:
@@ -81,7 +99,7 @@ def forecast_losses(model: WorldModel, batch: dict, latents: torch.Tensor, teach
     vf = valid.to(pred_lat.dtype)
     if not decode:
         mse = (pred_lat - targets).pow(2).mean((2, 3, 4))  # [B, F]
-        beta = torch.as_tensor(BETA[:mse.shape[1]], dtype=mse.dtype, device=mse.device)
+        beta = torch.as_tensor(step_weights(mse.shape[1]), dtype=mse.dtype, device=mse.device)
         out["latent_mse"] = ((mse * vf).sum(0) / vf.sum(0).clamp(min=1) * beta).sum()
         return out
     weights = torch.as_tensor(CLASS_WEIGHTS, dtype=pred_lat.dtype, device=pred_lat.device)
@@ -116,11 +134,12 @@ class ForecastObjective(torch.nn.Module):
 
 
 def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: torch.device, total_steps: int,
-                     seed: int, validate=None, train_windows: np.ndarray | None = None) -> Stage:
-    """A trainer Stage for `predict`, `e2e` or `fuse` (fuse_stage.py) over the dataset's train windows."""
+                     seed: int, validate=None, train_windows: np.ndarray | None = None, future: int = FUTURE) -> Stage:
+    """A trainer Stage for `predict`, `e2e` or `fuse` (fuse_stage.py) over the dataset's train windows
+    of `future` keyframes (predict and e2e; horizon_at gives the curriculum)."""
     if stage == "fuse":
         return fusion_stage(model, cache, device, seed, PAST, FUTURE, train_windows, validate)
-    windows = ForecastWindows(cache, PAST, FUTURE, split="train" if "train" in cache.scene_splits else None)
+    windows = ForecastWindows(cache, PAST, future, split="train" if "train" in cache.scene_splits else None)
     items = np.arange(len(windows)) if train_windows is None else np.asarray(train_windows)
     if len(items) == 0:
         raise BadInput("--dataset: no training windows (no scene in the train split has a frame); prepare more scenes")
@@ -136,7 +155,7 @@ def forecaster_stage(stage: str, model: WorldModel, cache: PackedCache, device: 
 
     def loss(net, batch, step):
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)  # scheduled-sampling draws per step
-        terms = net(batch, teacher_probability(step, total_steps), gen)
+        terms = net(truncate_window(batch, horizon_at(step, total_steps, future)), teacher_probability(step, total_steps), gen)
         total = TRAJ_WEIGHT * terms["traj"] + ROT_WEIGHT * terms["rot"]
         total = total + (terms["latent_mse"] if stage == "predict" else terms["ce"] + terms["lovasz"])
         return total, {k: float(v.detach()) for k, v in terms.items()}

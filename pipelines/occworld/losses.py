@@ -12,6 +12,12 @@ CLASS_WEIGHTS = (0.0727, 0.0692, 0.0838, 0.0681, 0.0601, 0.0741, 0.0823, 0.0688,
 BETA = (1.0, 0.85, 0.7, 0.55, 0.4, 0.25, 0.1, 0.05)
 
 
+def step_weights(steps: int) -> tuple[float, ...]:
+    """β for `steps` future frames: the official eight, the last one held for longer horizons
+    (`--future` above 8), so far steps keep the official smallest weight rather than none."""
+    return BETA[:steps] + (BETA[-1],) * max(0, steps - len(BETA))
+
+
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
     """Gradient of the Lovász extension of the Jaccard loss w.r.t. sorted errors ([P] -> [P])."""
     gts = gt_sorted.sum()
@@ -54,13 +60,13 @@ def occupancy_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: to
 
 
 def trajectory_loss(pred_dxy: torch.Tensor, gt_dxy: torch.Tensor, valid: torch.Tensor,
-                    weights=BETA) -> torch.Tensor:
+                    weights=None) -> torch.Tensor:
     """Squared L2 of the cumulative Δxy per future step, β-weighted, masked, mean over steps, / batch.
 
     pred_dxy, gt_dxy [B, T, 2] per-step displacements; valid [B, T] bool.
     """
     t = pred_dxy.shape[1]
-    w = torch.as_tensor(weights[:t], dtype=pred_dxy.dtype, device=pred_dxy.device)
+    w = torch.as_tensor((weights or step_weights(t))[:t], dtype=pred_dxy.dtype, device=pred_dxy.device)
     err = (pred_dxy.cumsum(1) - gt_dxy.cumsum(1)).pow(2).sum(-1)  # [B, T]
     err = err * w * valid.to(err.dtype)
     return err.mean(1).sum() / pred_dxy.shape[0]

@@ -20,7 +20,7 @@ from pipelines.errors import BadInput
 from pipelines.limits import check_int
 from pipelines.occworld.configs import check_motion_prior
 from pipelines.occworld.evaluate import validation_metrics
-from pipelines.occworld.forecast_stage import FUTURE, PAST, STAGES, forecaster_stage
+from pipelines.occworld.forecast_stage import FUTURE, MAX_FUTURE, PAST, STAGES, forecaster_stage
 from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
 from pipelines.occworld.world_model import WorldModel, open_world_model
 from pipelines.store import Workspace
@@ -38,6 +38,7 @@ class TrainForecasterRequest(TrainRequest):
     warmup: int = 50
     val_windows: int = 4
     motion_prior: str | None = None  # predict stage: override the init config's forecaster prior
+    future: int = FUTURE  # keyframes forecast per training window (predict, e2e); above 6 a curriculum
 
 
 def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
@@ -45,6 +46,10 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
         raise BadInput(f"--stage '{req.stage}': unknown stage; choose one of {', '.join(STAGES)}")
     settings = req.settings(weight_decay=req.weight_decay, grad_clip=req.grad_clip, warmup=req.warmup)
     check_int(req.val_windows, "--val-windows", 1, 100_000)
+    check_int(req.future, "--future", 1, MAX_FUTURE)
+    if req.stage == "fuse" and req.future != FUTURE:
+        raise BadInput(f"--future {req.future}: the fuse stage fits the fusion head on {FUTURE}-keyframe windows; "
+                       "drop the flag (it sets the predict and e2e horizon)")
     ds = OccDataset.open(req.dataset, ws.root)
     init, init_dir = open_world_model(req.init, ws.root, "--init", need_forecaster=req.stage != "predict")
     init_manifest = read_manifest(init_dir) or {}
@@ -80,7 +85,8 @@ def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:
         split = "val" if "val" in cache.scene_splits else None
         val = ForecastWindows(cache, PAST, FUTURE, split=split, drop_partial=True)
         stage = forecaster_stage(req.stage, model, cache, device, req.steps, req.seed,
-                                 validate=lambda obj: validation_metrics(obj.model, val, device, req.val_windows))
+                                 validate=lambda obj: validation_metrics(obj.model, val, device, req.val_windows),
+                                 future=req.future)
         return stage, lambda trained: {"vae": trained.model.vae, "forecaster": trained.model.forecaster}
 
     job = TrainingJob("train-forecaster", req.stage, cfg, settings, inputs, dataclasses.asdict(req), req.name,

@@ -1,8 +1,9 @@
 """Video benchmark: seconds per generated frame and peak memory of the multi-view video model.
 
 Goal (GenieDrive's reported inference cost): <= 4.36 s per frame and <= 11.72 GB peak memory for
-the `wan2.1-1.3b` architecture generating 6 views x 256 x 512, one 81-frame chunk, 50 flow-matching
-Euler steps with classifier-free guidance (6.0, so every step runs the prompt and the negative
+the released `wan2.1-1.3b` layout (CLIP-image cross-attention and ref_conv, as the official model;
+`generate_video` feeds it no CLIP features yet) generating 6 views x 256 x 512, one 81-frame
+chunk, 50 flow-matching Euler steps with classifier-free guidance (6.0, so every step runs the prompt and the negative
 prompt), bf16. Weights are random (the cost does not depend on them); conditions, first frame and
 prompt embeddings are random tensors of the real shapes. "Per frame" = per multi-view frame:
 the whole `generate_video` call (condition and first-frame encoding, sampling, decoding), synced,

@@ -12,7 +12,7 @@ from pipelines.video.finetune_stage import FinetuneVideoRequest, run_finetune_vi
 
 def command(
     dataset: Dataset = None,
-    video_config: Annotated[Optional[str], typer.Option(help="Video-model config: wan2.1-1.3b (official sizes) | debug (tests). Default: the --init model's, else wan2.1-1.3b.")] = None,
+    video_config: Annotated[Optional[str], typer.Option(help="Video-model config: wan2.1-1.3b-t2v (official sizes, text-only: what a T2V --base widens into) | wan2.1-1.3b (the released i2v + ref_conv layout, from --init) | debug | debug-i2v (tests). Default: the --init model's, else wan2.1-1.3b-t2v.")] = None,
     base: Annotated[Optional[str], typer.Option(help="Start from a base Wan2.1 (diffusers folder or hub id, e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers); its patch embedding widens for the condition channels.")] = None,
     init: Annotated[Optional[str], typer.Option(help="Continue a video model instead: name, id, 'latest' or folder.")] = None,
     name: Name = None,

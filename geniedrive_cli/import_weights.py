@@ -7,22 +7,28 @@ from typing import Annotated, Optional
 import typer
 
 from geniedrive_cli.options import emit, state
-from pipelines.occworld.import_weights import FORMATS, ImportWeightsRequest, run_import_weights
+from pipelines.import_weights import ImportRequest, formats_help, run_import_weights
 from pipelines.store import Workspace
 
 
 def command(
-    format: Annotated[str, typer.Option("--format", help=f"Checkpoint format: {', '.join(FORMATS)}.")],
+    format: Annotated[str, typer.Option("--format", help=f"Checkpoint format. {formats_help()}.")],
     checkpoint: Annotated[Optional[str], typer.Option(help="geniedrive-occ: the EE_World checkpoint, mmcv {'meta', 'state_dict'} or EMA layout (genie_occ.pth, stage2_init_ckpt.pth).")] = None,
     vae: Annotated[Optional[str], typer.Option(help="geniedrive-occ: the standalone VAE dict (vae_d64_210.pth); replaces the checkpoint's vqvae. weights.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Model name in the workspace (default: geniedrive-occ-<id>).")] = None,
+    transformer: Annotated[Optional[str], typer.Option(help="geniedrive-video: the occ_render transformer weights (diffusion_pytorch_model.safetensors, or its .safetensors.index.json).")] = None,
+    config: Annotated[Optional[str], typer.Option(help="geniedrive-video: the config.json saved with those weights (model_type t2v or i2v).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="geniedrive-video: the Wan2.1 base folder (Wan2.1_VAE.pth; the CLIP file for i2v; the umT5 file optional); converted into vae/, image_encoder/, text_encoder/. Without it the model has no VAE and cannot generate.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Model name in the workspace (default: <format>-<id>).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a model of that name made from other files.")] = False,
 ) -> None:
-    """Import official weights (read with weights_only=True) into a world-model folder that forecast,
-    evaluate occ and generate take with --model NAME; the model keeps the official rollout and
-    evaluation protocol (recorded in its config.json).
+    """Import official weights (read with weights_only=True). geniedrive-occ: a world-model folder
+    that forecast, evaluate occ and generate take with --model NAME; the model keeps the official
+    rollout and evaluation protocol (recorded in its config.json). geniedrive-video: a video-model
+    folder that generate takes with --video-model NAME.
 
     Example: gdrive import-weights --format geniedrive-occ --checkpoint genie_occ.pth --vae vae_d64_210.pth --name genie-occ
+
+    Example: gdrive import-weights --format geniedrive-video --transformer ckpts/diffusion_pytorch_model.safetensors --config ckpts/config.json --base Wan2.1-Fun-V1.1-1.3B-Control --name genie-video
     """
-    res = run_import_weights(Workspace.at(state.workspace), ImportWeightsRequest(format, checkpoint, vae, name, force))
-    emit(res)
+    req = ImportRequest(format, checkpoint, vae, transformer, config, base, name, force)
+    emit(run_import_weights(Workspace.at(state.workspace), req))

@@ -27,6 +27,17 @@ def test_every_command_help_has_an_example(capsys):
         assert f"Example: gdrive {name}" in r.out
 
 
+def test_import_weights_help_lists_every_format(capsys):
+    from pipelines.import_weights import FORMATS
+
+    r = run_cli(capsys, "import-weights", "--help")
+    assert r.code == 0
+    text = " ".join(r.out.split())
+    assert set(FORMATS) == {"geniedrive-occ", "geniedrive-video"}
+    for fmt in FORMATS:
+        assert f"{fmt}: the GenieDrive" in text and f"--format {fmt}" in text
+
+
 def test_unknown_option_is_exit_2_one_line(capsys):
     r = run_cli(capsys, "prepare-occ", "--bogus")
     assert r.code == 2

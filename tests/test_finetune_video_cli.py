@@ -6,6 +6,7 @@ prepares the dataset once for the module.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from safetensors.torch import load_file
 from geniedrive_cli.app import main
 from pipelines.video.finetune_stage import CameraTrack, clip_start
 from pipelines.video.loading import load_video_model
-from tests.helpers import artifact_dirs, run_cli
+from tests.helpers import REPO, artifact_dirs, run_cli
 from tests.nuscenes_fixture import build_nuscenes_folder
 
 IMAGE_HW = (32, 64)
@@ -99,6 +100,15 @@ def test_dataset_without_camera_images_exits_2(capsys, tmp_path):
     assert artifact_dirs(tmp_path / "ws", "video-models") == [] and artifact_dirs(tmp_path / "ws", "renders") == []
 
 
+def test_a_wan_base_for_the_released_layout_exits_2_with_the_way(capsys, tmp_path):
+    """--base widens a T2V Wan2.1 into a text-only config; the released layout comes by import."""
+    r = run_cli(capsys, "finetune-video", "--dataset", "nus", "--video-config", "debug-i2v", "--base", tmp_path,
+                "--workspace", tmp_path / "ws")
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "--base" in r.err and "wan2.1-1.3b-t2v" in r.err and "import-weights --format geniedrive-video" in r.err
+    assert not (tmp_path / "ws" / "video-models").exists()
+
+
 def test_missing_camera_image_exits_2_naming_it(capsys, nus_workspace):
     ws, images = nus_workspace
     # the train scene (scene-0061) was logged as n015; every one of its keyframe images is a target
@@ -128,3 +138,32 @@ def test_clip_starts_stay_inside_10_to_90_percent_and_nearest_images():
     track = CameraTrack(np.array([0, 500_000, 1_000_000]), [Path("a"), Path("b"), Path("c")])
     paths, gap = track.nearest(np.array([0, 83_333, 300_000, 999_000]))
     assert [p.name for p in paths] == ["a", "a", "b", "c"] and gap == pytest.approx(0.2)
+
+
+PACK_VIDEO = REPO.parent / "shared" / "official-reference" / "video"
+
+
+@pytest.mark.skipif(not (PACK_VIDEO / "tiny_i2v_ref").is_dir(), reason="official reference pack absent")
+def test_init_from_an_imported_model_keeps_its_encoders(capsys, nus_workspace, tmp_path):
+    """An imported released-layout model continues with --init; its encoders and tokenizer folders go
+    with the result. Imported without --base (no VAE), --init exits 2 before anything runs."""
+    ws, _ = nus_workspace
+    for name in ("tiny_i2v_ref", "base_tiny"):
+        shutil.copytree(PACK_VIDEO / name, tmp_path / name, ignore=shutil.ignore_patterns("*.npz"))
+    variant = tmp_path / "tiny_i2v_ref"
+    common = ("import-weights", "--format", "geniedrive-video", "--transformer",
+              variant / "diffusion_pytorch_model.safetensors", "--config", variant / "config.json",
+              "--workspace", ws, "--quiet")
+    assert run_cli(capsys, *common, "--base", tmp_path / "base_tiny", "--name", "genie-tiny").code == 0
+    assert run_cli(capsys, *common, "--name", "genie-bare").code == 0
+    train = ("finetune-video", "--dataset", "nus", "--clip-frames", "5", "--resolution", "32x64", "--steps", "1",
+             "--workspace", ws)
+    r = run_cli(capsys, *train, "--init", "genie-bare", "--name", "ft-bare")
+    assert r.code == 2 and len(r.err_lines) == 1 and "has no vae/" in r.err and "--base" in r.err
+    r = run_cli(capsys, *train, "--init", "genie-tiny", "--name", "ft-genie", "--json", "--quiet")
+    assert r.code == 0, r.err
+    folder = Path(r.json()["path"])
+    model = load_video_model(folder)
+    assert model.config.transformer.model_type == "i2v" and model.config.resolution == (32, 64)
+    assert model.text_encoder is not None and model.image_encoder is not None and model.vae is not None
+    assert "ft-bare" not in artifact_dirs(ws, "video-models")

@@ -190,8 +190,11 @@ def test_bad_files_are_refused_in_one_line_and_nothing_is_written(capsys, tmp_pa
     vae_like = _save(tmp_path, "vae.pth", {"class_embeds.weight": torch.zeros(18, 8), "vox_encoder.conv1.weight": torch.zeros(1)})
     _expect_refused(capsys, ws, ["--checkpoint", vae_like], "is a standalone VAE", "pass it as --vae")
     _expect_refused(capsys, ws, ["--checkpoint", tmp_path / "absent.pth"], "does not exist")
-    r = run_cli(capsys, "import-weights", "--format", "geniedrive-video", "--checkpoint", garbage, "--name", "bad")
-    assert r.code == 2 and len(r.err_lines) == 1 and "--format 'geniedrive-video': unknown format" in r.err
+    r = run_cli(capsys, "import-weights", "--format", "geniedrive-lidar", "--checkpoint", garbage, "--name", "bad")
+    assert r.code == 2 and len(r.err_lines) == 1 and "--format 'geniedrive-lidar': unknown format" in r.err
+    r = run_cli(capsys, "import-weights", "--format", "geniedrive-occ", "--checkpoint", garbage, "--transformer",
+                garbage, "--name", "bad")
+    assert r.code == 2 and len(r.err_lines) == 1 and "--transformer: not used by --format geniedrive-occ" in r.err
     assert not (ws / "models").exists()
 
 

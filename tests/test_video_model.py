@@ -12,14 +12,16 @@ from diffusers import WanTransformer3DModel
 
 from pipelines.errors import BadInput
 from pipelines.video import rollout as rollout_module
-from pipelines.video.configs import get_config
+from pipelines.video.configs import VideoConfig, get_config
 from pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
 from pipelines.video.flow import flow_matching_loss, sample_latents
 from pipelines.video.latents import first_frame_latents, model_input, text_context
 from pipelines.video.loading import (
+    VideoModel,
     build_video_model,
     load_base_transformer,
     load_video_model,
+    require_vae,
     save_video_model,
 )
 from pipelines.video.model import MultiViewWanTransformer
@@ -176,8 +178,8 @@ def test_missing_or_corrupt_weights_raise_bad_input(tmp_path):
 
     wrong = tmp_path / "wrong"
     _tiny_base().save_pretrained(wrong)
-    with pytest.raises(BadInput, match="does not fit video config 'wan2.1-1.3b'"):
-        load_base_transformer(wrong, get_config("wan2.1-1.3b"))
+    with pytest.raises(BadInput, match="does not fit video config 'wan2.1-1.3b-t2v'"):
+        load_base_transformer(wrong, get_config("wan2.1-1.3b-t2v"))
 
     with pytest.raises(BadInput, match="video_config.json"):
         load_video_model(tmp_path / "empty")
@@ -303,3 +305,96 @@ def test_bad_frame_counts_and_resolutions_raise_bad_input():
                        GenerationSettings(chunk_frames=1))
     with pytest.raises(BadInput, match="5 views"):
         generate_video(model.transformer, model.vae, DEBUG, torch.rand(5, 9, 3, 16, 32))
+
+
+# --- the released (i2v + ref_conv) layout in configs ---------------------------------------------
+
+DEBUG_I2V = get_config("debug-i2v")
+
+
+def test_named_configs_and_their_layouts():
+    released, t2v = get_config("wan2.1-1.3b"), get_config("wan2.1-1.3b-t2v")
+    assert released.transformer.model_type == "i2v" and released.transformer.add_ref_conv
+    assert released.transformer.image_dim == 1280 and released.transformer.image_tokens == 257
+    assert released.in_channels == 48  # 16 noisy + 16 control + 16 first-frame latents, the official in_dim
+    assert t2v.transformer.model_type == "t2v" and not t2v.transformer.add_ref_conv and t2v.transformer.image_dim is None
+    assert t2v.base_model == "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+    # the same sizes: only the layout differs
+    layout = {"model_type": "t2v", "add_ref_conv": False, "image_dim": None}
+    assert dataclasses.replace(released.transformer, **layout) == t2v.transformer
+    assert DEBUG.transformer.model_type == "t2v"
+    assert dataclasses.replace(DEBUG_I2V.transformer, **layout, image_tokens=257) == DEBUG.transformer
+
+
+def _config_dict(config=DEBUG, **transformer) -> dict:
+    d = json.loads(json.dumps(config.to_dict()))
+    d["transformer"].update(transformer)
+    return d
+
+
+@pytest.mark.parametrize("fields, needle", [
+    ({"model_type": "ti2v"}, "model_type 'ti2v' is not one of t2v, i2v"),
+    ({"model_type": 2}, "model_type = 2"),
+    ({"image_dim": 1280}, "image_dim = 1280 with model_type 't2v'"),
+    ({"model_type": "i2v"}, "image_dim = None: model_type 'i2v' needs the CLIP feature width"),
+    ({"model_type": "i2v", "image_dim": 32, "image_tokens": 8}, "image_tokens = 8 must be fewer than text_len 8"),
+    ({"add_ref_conv": "yes"}, "add_ref_conv = 'yes'"),
+])
+def test_bad_layout_in_a_config_file_is_one_line(fields, needle):
+    with pytest.raises(BadInput) as err:
+        VideoConfig.from_dict(_config_dict(**fields), "m/video_config.json")
+    assert needle in str(err.value) and "\n" not in str(err.value) and "m/video_config.json" in str(err.value)
+
+
+def test_config_files_without_the_layout_fields_read_as_text_only():
+    d = _config_dict()
+    for key in ("model_type", "add_ref_conv", "image_dim", "image_tokens"):
+        del d["transformer"][key]
+    assert VideoConfig.from_dict(d) == DEBUG
+    assert VideoConfig.from_dict(_config_dict(DEBUG_I2V)) == DEBUG_I2V
+
+
+def test_released_layout_debug_model_runs_saves_and_loads(tmp_path):
+    model = build_video_model(DEBUG_I2V, seed=7)
+    tr = model.transformer
+    assert tr.ref_conv is not None and tr.config.image_dim == 32 and tr.config.image_context_len == 4
+    x, t, ctx = _latent_inputs(DEBUG_I2V)
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(V, 4, 32, generator=g)
+    ref = torch.randn(V, 16, 4, 8, generator=g)
+    with torch.no_grad():
+        full = tr(x, t, ctx, encoder_hidden_states_image=image, full_ref=ref, return_dict=False)[0]
+        plain = tr(x, t, ctx, return_dict=False)[0]
+    assert full.shape == plain.shape == (V, 16, 2, 4, 8) and not torch.allclose(full, plain, atol=1e-4)
+    save_video_model(model, tmp_path / "m")
+    loaded = load_video_model(tmp_path / "m")
+    assert loaded.config == DEBUG_I2V and loaded.text_encoder is None and loaded.image_encoder is None
+    with torch.no_grad():
+        again = loaded.transformer(x, t, ctx, encoder_hidden_states_image=image, full_ref=ref, return_dict=False)[0]
+    torch.testing.assert_close(again, full, rtol=0, atol=0)
+
+    # a video_config.json that describes another layout than the saved transformer is refused
+    (tmp_path / "m" / "video_config.json").write_text(json.dumps(DEBUG.to_dict()))
+    with pytest.raises(BadInput, match="transformer and video_config.json disagree .*image_dim 32 \\(config None\\)"):
+        load_video_model(tmp_path / "m")
+
+
+def test_a_model_without_vae_loads_with_vae_none(tmp_path):
+    model = build_video_model(DEBUG, seed=8)
+    save_video_model(VideoModel(DEBUG, model.transformer), tmp_path / "m")
+    assert not (tmp_path / "m" / "vae").exists()
+    loaded = load_video_model(tmp_path / "m")
+    assert loaded.vae is None and loaded.config == DEBUG
+    with pytest.raises(BadInput, match="has no vae/ .*--base DIR"):
+        require_vae(loaded, tmp_path / "m")
+
+
+def test_a_wan_base_does_not_start_the_released_layout(tmp_path):
+    base = tmp_path / "base"
+    _tiny_base().save_pretrained(base)
+    with pytest.raises(BadInput) as err:
+        load_base_transformer(base, DEBUG_I2V)
+    message = str(err.value)
+    assert "\n" not in message and "--video-config wan2.1-1.3b-t2v" in message and "import-weights" in message
+    with pytest.raises(BadInput, match="wan2.1-1.3b-t2v"):  # refused before the hub is asked
+        load_base_transformer("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", get_config("wan2.1-1.3b"))

@@ -25,6 +25,7 @@ import torch
 
 from pipelines.console import ui
 from pipelines.errors import BadInput
+from pipelines.import_weights import check_format
 from pipelines.occworld.checkpoint import save_weights
 from pipelines.occworld.configs import CONFIGS, WorldModelConfig
 from pipelines.occworld.model_artifact import MODEL_SCHEMA
@@ -35,7 +36,7 @@ from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.names import check_name, default_name
 from pipelines.weights import check_fit, read_state_dict
 
-FORMATS = {"geniedrive-occ": "the GenieDrive occupancy world model (genie_occ.pth, stage2_init_ckpt.pth, vae_d64_210.pth)"}
+FORMAT = "geniedrive-occ"  # its entry in pipelines.import_weights.FORMATS
 PREDICTOR_PREFIXES = ("pose_encoder.", "transformer.")
 VAE_PREFIX = "vqvae."
 
@@ -109,10 +110,15 @@ def _source(path: Path) -> dict:
     return {"file": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
 
 
+def run_import(ws: Workspace, req) -> dict:
+    """`pipelines.import_weights.run_import_weights` for this format (req: its ImportRequest)."""
+    return run_import_weights(ws, ImportWeightsRequest(req.format, req.checkpoint, req.vae, req.name, req.force))
+
+
 def run_import_weights(ws: Workspace, req: ImportWeightsRequest) -> dict:
-    if req.format not in FORMATS:
-        known = "; ".join(f"{k}: {v}" for k, v in FORMATS.items())
-        raise BadInput(f"--format '{req.format}': unknown format; choose one of {known}")
+    if req.format != FORMAT:
+        check_format(req.format)  # an unknown one: BadInput listing the formats
+        raise BadInput(f"--format '{req.format}': not the occupancy format; use pipelines.import_weights.run_import_weights")
     if req.name is not None:
         check_name(req.name, "--name")
     if req.checkpoint is None:

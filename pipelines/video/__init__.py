@@ -1,7 +1,8 @@
 """Multi-view driving video from occupancy conditions (GenieDrive occ_render on diffusers' Wan2.1).
 
 Modules, one job each:
-- configs:   named configs (`wan2.1-1.3b`, `debug`): transformer, VAE, views, flow, sampling, optimiser.
+- configs:   named configs (`wan2.1-1.3b` the released layout, `wan2.1-1.3b-t2v` text-only, `debug`,
+             `debug-i2v`): transformer, VAE, views, flow, sampling, optimiser.
 - multiview: Normalized Multi-View Attention (row sequences across the view ring).
 - model:     MultiViewWanTransformer (WanTransformer3DModel + multi-view modules), diffusers save/load.
 - latents:   VAE encode/decode of [V, N, 3, H, W] videos, the 48-channel input, prompt contexts.
@@ -9,14 +10,23 @@ Modules, one job each:
 - rollout:   chunked generation to any 4k + 1 frames, input checks (--frames, --resolution).
 - finetune:  optimiser, lr schedule, batch encoding, one training step.
 - loading:   base Wan2.1 loading and patch-embedding widening, saving/loading our video models.
+- official_transformer, official_base: the official GenieDrive transformer and its Wan2.1 base
+             components (VAE, umT5, CLIP) in gdrive / diffusers / transformers, with the official calls.
+- import_weights: `gdrive import-weights --format geniedrive-video`.
 - metrics*, i3d, inception: FVD / FID feature networks and metrics.
 
-This package file imports nothing, so that the metric modules do not pull in diffusers; import
-from the submodules.
+This package file imports nothing when imported, so that the metric modules do not pull in
+diffusers. It offers, loaded on first use, the API for official GenieDrive video weights:
+`load_video_model`, `official_forward`, `official_vae_encode`, `official_vae_decode`,
+`official_text_encode`, `official_image_encode`:
 
-Typical use (names from the submodules above):
+    m = load_video_model(folder)   # a folder from `gdrive import-weights --format geniedrive-video`
+    out = official_forward(m, x, t, context, y, clip_fea=clip_fea, full_ref=full_ref)
+    latent = official_vae_encode(m, video)   # and the other three, where the import had --base
 
-    cfg = get_config("wan2.1-1.3b")
+Typical use otherwise (names from the submodules above):
+
+    cfg = get_config("wan2.1-1.3b-t2v")
     model = load_base_model("Wan-AI/Wan2.1-T2V-1.3B-Diffusers", cfg)      # or build_video_model(cfg)
     opt = make_optimizer(model.transformer, cfg.optim)
     batch = encode_training_batch(model.vae, videos, conditions, cfg)      # [B, V, N, 3, H, W] in [0, 1]
@@ -24,3 +34,27 @@ Typical use (names from the submodules above):
     save_video_model(model, folder)
     video = generate_video(m.transformer, m.vae, m.config, conditions)   # m = load_video_model(folder)
 """
+
+import importlib
+
+_LAZY = {
+    "load_video_model": "pipelines.video.loading",
+    "official_forward": "pipelines.video.official_transformer",
+    "official_vae_encode": "pipelines.video.official_base",
+    "official_vae_decode": "pipelines.video.official_base",
+    "official_text_encode": "pipelines.video.official_base",
+    "official_image_encode": "pipelines.video.official_base",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

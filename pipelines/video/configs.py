@@ -1,13 +1,17 @@
-"""Named video-model configurations in one plain registry: `wan2.1-1.3b` and `debug`.
+"""Named video-model configurations in one plain registry.
 
-`wan2.1-1.3b` has the official GenieDrive occ_render sizes (Wan2.1-Fun-1.3B-Control): a 30-layer
-Wan transformer of width 1536 (12 heads x 128), ffn 8960, patch (1, 2, 2), whose 48 input channels
-are 16 noisy latents + 16 condition (semantic video) latents + 16 first-frame latents, with
-Normalized Multi-View Attention after blocks i % 3 == 0 and the last (11 blocks), eta = 0.2, and
-the Wan2.1 VAE (z_dim 16, 4x time, 8x space). `debug` is a tiny random model for CPU tests.
-
-Not included from the official model: the first-frame `ref_conv` tokens and the CLIP-image
-cross-attention (they need an image encoder; the first frame enters through its latents only).
+- `wan2.1-1.3b`: the released GenieDrive occ_render model (Wan2.1-Fun-V1.1-1.3B-Control layout): a
+  30-layer Wan transformer of width 1536 (12 heads x 128), ffn 8960, patch (1, 2, 2), whose 48
+  input channels are 16 noisy latents + 16 condition (semantic video) latents + 16 first-frame
+  latents (the official in_dim 48); the CLIP-image cross-attention (`model_type` "i2v": 257 CLIP
+  ViT-H tokens of width 1280) and the first-frame `ref_conv` tokens; Normalized Multi-View
+  Attention after blocks i % 3 == 0 and the last (11 blocks), eta = 0.2; the Wan2.1 VAE (z_dim 16,
+  4x time, 8x space). Its sizes are those of the official full-size checkpoint, so released
+  weights load into it (`gdrive import-weights --format geniedrive-video`).
+- `wan2.1-1.3b-t2v`: the same sizes in the text-only layout (no image branch, no ref_conv; the first
+  frame enters through its latents only), which a diffusers T2V base
+  (`Wan-AI/Wan2.1-T2V-1.3B-Diffusers`) widens into for `gdrive finetune-video --base`.
+- `debug` (text-only) and `debug-i2v` (the released layout): tiny random models for CPU tests.
 """
 
 from __future__ import annotations
@@ -33,9 +37,20 @@ OFFICIAL_VIEWS: tuple[str, ...] = (
 )
 
 
+MODEL_TYPES = ("t2v", "i2v")
+CLIP_IMAGE_DIM = 1280  # CLIP ViT-H/14 width: the official image embedder's input
+CLIP_IMAGE_TOKENS = 257  # 1 + (224 / 14)^2 CLIP tokens, read from the front of the context
+
+
 @dataclass(frozen=True)
 class TransformerSpec:
-    """Arguments of diffusers' `WanTransformer3DModel` (in/out channels derive from the VAE)."""
+    """Arguments of diffusers' `WanTransformer3DModel` (in/out channels derive from the VAE).
+
+    Layout (the defaults are the text-only layout, which every video_config.json written before
+    these fields existed holds): `model_type` "i2v" adds the CLIP-image cross-attention
+    (`image_dim`-wide features, the first `image_tokens` context tokens); `add_ref_conv` the
+    first-frame reference tokens (a Conv2d over the z_dim first-frame latents).
+    """
 
     num_attention_heads: int = 12
     attention_head_dim: int = 128
@@ -48,10 +63,37 @@ class TransformerSpec:
     cross_attn_norm: bool = True
     qk_norm: str = "rms_norm_across_heads"
     rope_max_seq_len: int = 1024
+    model_type: str = "t2v"  # 't2v' (text only) | 'i2v' (+ CLIP image cross-attention)
+    add_ref_conv: bool = False  # first-frame reference tokens (official ref_conv)
+    image_dim: int | None = None  # CLIP feature width (1280) with model_type 'i2v', else None
+    image_tokens: int = CLIP_IMAGE_TOKENS  # leading context tokens that are image tokens (i2v)
 
     @property
     def dim(self) -> int:
         return self.num_attention_heads * self.attention_head_dim
+
+    @property
+    def i2v(self) -> bool:
+        return self.model_type == "i2v"
+
+    def check_layout(self, where: str, text_len: int) -> None:
+        """The layout fields of a config read from a file (check_fields cannot type image_dim)."""
+        if self.model_type not in MODEL_TYPES:
+            raise BadInput(f"{where}: transformer.model_type {self.model_type!r} is not one of "
+                           f"{', '.join(MODEL_TYPES)}; rebuild the config from a named one")
+        if not isinstance(self.add_ref_conv, bool):
+            raise BadInput(f"{where}: transformer.add_ref_conv = {self.add_ref_conv!r}: expected true or false")
+        dim = self.image_dim
+        if self.i2v:
+            if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= 16384:
+                raise BadInput(f"{where}: transformer.image_dim = {dim!r}: model_type 'i2v' needs the CLIP feature "
+                               f"width (a positive integer, {CLIP_IMAGE_DIM} for CLIP ViT-H)")
+            if not self.image_tokens < text_len:
+                raise BadInput(f"{where}: transformer.image_tokens = {self.image_tokens} must be fewer than "
+                               f"text_len {text_len} (the image tokens lead the context)")
+        elif dim is not None:
+            raise BadInput(f"{where}: transformer.image_dim = {dim!r} with model_type 't2v'; set it to null "
+                           "or model_type to 'i2v'")
 
 
 @dataclass(frozen=True)
@@ -133,7 +175,7 @@ class VideoConfig:
     optim: OptimSpec = field(default_factory=OptimSpec)
     resolution: tuple[int, int] = (256, 512)  # (height, width) per view
     text_len: int = 512  # prompt tokens (UMT5 context); zeros when no prompt is given
-    base_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"  # hub id of a diffusers-format base
+    base_model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"  # hub id of a diffusers-format base ("" none)
 
     @property
     def latent_channels(self) -> int:
@@ -187,13 +229,16 @@ class VideoConfig:
         """Types and plausible sizes of a config read from a file (views become file names)."""
         if not isinstance(self.name, str) or not self.name:
             raise BadInput(f"{where}: 'name' must be a config name such as wan2.1-1.3b")
-        for part, ranges in ((self.transformer, _TRANSFORMER_RANGES), (self.vae, _VAE_RANGES),
+        # image_dim (int | None) is checked by check_layout; check_fields types fields by their default
+        typed = dataclasses.replace(self.transformer, image_dim=None)
+        for part, ranges in ((typed, _TRANSFORMER_RANGES), (self.vae, _VAE_RANGES),
                              (self.multiview, {"eta": (0.0, 10.0), "every": (1, 64)}), (self.flow, {}),
                              (self.sampling, {"steps": (1, 1000), "chunk_frames": (1, MAX_VIDEO_FRAMES),
                                               "fps": (1, MAX_FPS)}),
                              (self.optim, {"train_frames": (1, MAX_VIDEO_FRAMES)})):
             check_fields(part, ranges, f"{where}: {type(part).__name__}")
         check_fields(self, {"resolution": (1, MAX_IMAGE_SIDE), "text_len": (1, 4096)}, where)
+        self.transformer.check_layout(where, self.text_len)
         views = self.multiview.views
         for v in views:
             check_component(v, where, "view name")
@@ -203,22 +248,32 @@ class VideoConfig:
 
 _TRANSFORMER_RANGES = {"num_attention_heads": (1, 64), "attention_head_dim": (1, 512), "num_layers": (1, 96),
                        "ffn_dim": (1, 65536), "text_dim": (1, 16384), "freq_dim": (1, 4096), "patch_size": (1, 8),
-                       "rope_max_seq_len": (1, 65536)}
+                       "rope_max_seq_len": (1, 65536), "image_tokens": (1, 4096)}
 _VAE_RANGES = {"base_dim": (1, 512), "z_dim": (1, 128), "dim_mult": (1, 16), "num_res_blocks": (1, 8)}
 
+# the released layout (official occ_render/ckpts/config.json: model_type "i2v", add_ref_conv true)
+_RELEASED = {"model_type": "i2v", "add_ref_conv": True, "image_dim": CLIP_IMAGE_DIM}
+_DEBUG_TRANSFORMER = TransformerSpec(num_attention_heads=2, attention_head_dim=8, num_layers=3, ffn_dim=32,
+                                     text_dim=16, freq_dim=16)
+_DEBUG = VideoConfig(
+    "debug",
+    _DEBUG_TRANSFORMER,
+    VAESpec(base_dim=3, dim_mult=(1, 1, 1, 1), num_res_blocks=1),
+    sampling=SamplingSpec(steps=2, chunk_frames=9),
+    optim=OptimSpec(lr=1e-3, grad_clip=1.0, warmup_steps=0, train_frames=5),
+    resolution=(32, 64),
+    text_len=8,
+    base_model="",
+)
+
 CONFIGS: dict[str, VideoConfig] = {
-    "wan2.1-1.3b": VideoConfig("wan2.1-1.3b"),
-    "debug": VideoConfig(
-        "debug",
-        TransformerSpec(num_attention_heads=2, attention_head_dim=8, num_layers=3, ffn_dim=32,
-                        text_dim=16, freq_dim=16),
-        VAESpec(base_dim=3, dim_mult=(1, 1, 1, 1), num_res_blocks=1),
-        sampling=SamplingSpec(steps=2, chunk_frames=9),
-        optim=OptimSpec(lr=1e-3, grad_clip=1.0, warmup_steps=0, train_frames=5),
-        resolution=(32, 64),
-        text_len=8,
-        base_model="",
-    ),
+    "wan2.1-1.3b": VideoConfig("wan2.1-1.3b", TransformerSpec(**_RELEASED), base_model=""),
+    "wan2.1-1.3b-t2v": VideoConfig("wan2.1-1.3b-t2v"),
+    "debug": _DEBUG,
+    # the released layout at the debug sizes; a narrow image branch and 4 image tokens keep it tiny
+    "debug-i2v": dataclasses.replace(
+        _DEBUG, name="debug-i2v",
+        transformer=dataclasses.replace(_DEBUG_TRANSFORMER, **{**_RELEASED, "image_dim": 32}, image_tokens=4)),
 }
 
 

@@ -16,7 +16,8 @@ eps, linear warm-up, gradient-norm clipping; bf16 autocast and gradient checkpoi
 Every random draw of a step (clip starts, noise, timestep, condition dropout) comes from a
 generator seeded by (seed, step, rank), so a resumed run ends identical to an uninterrupted one.
 
-video-models/<name>/   save_video_model's diffusers folder (video_config.json, transformer/, vae/)
+video-models/<name>/   save_video_model's diffusers folder (video_config.json, transformer/, vae/; the
+                       --init model's text_encoder/, image_encoder/, tokenizer/ when it has them)
                        + manifest.json (resolved request and config) + metrics.json;
                        loadable by `loading.load_video_model`.
 runs/<name>/last/      the resumable run state.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,23 +51,30 @@ from pipelines.store.artifacts import ArtifactWriter, read_manifest
 from pipelines.video.configs import VideoConfig, get_config
 from pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
 from pipelines.video.loading import (
+    IMAGE_ENCODER_DIR,
+    TEXT_ENCODER_DIR,
+    TOKENIZER_DIR,
+    VAE_DIR,
     VIDEO_CONFIG_FILE,
     VideoModel,
     build_video_model,
+    check_base_config,
     load_base_model,
     load_video_model,
+    require_vae,
     save_video_model,
 )
 from pipelines.video.rollout import check_frames, check_resolution
 
 KIND = "video-model"
+DEFAULT_CONFIG = "wan2.1-1.3b-t2v"  # the layout a T2V base (--base) widens into
 CLIP_WINDOW = (0.1, 0.9)  # official: clips start and end inside 10-90 % of the video
 DECODE_THREADS = 8  # JPEG decoding releases the GIL; threads keep the GPU fed
 
 
 @dataclass
 class FinetuneVideoRequest(TrainRequest):
-    video_config: str | None = None  # default: the --init model's, else wan2.1-1.3b
+    video_config: str | None = None  # default: the --init model's, else DEFAULT_CONFIG
     base: str | None = None  # a Wan2.1 diffusers folder or hub id
     init: str | None = None  # a video model (name, id, 'latest' or folder) to continue
     split: str = "train"
@@ -270,9 +279,15 @@ def _resolve_config(ws: Workspace, req: FinetuneVideoRequest) -> tuple[VideoConf
     if req.base and req.init:
         raise BadInput("--base/--init: give one: --base starts from a Wan2.1 model, --init continues a video model")
     if req.init is None:
-        return get_config(req.video_config or "wan2.1-1.3b"), None
+        cfg = get_config(req.video_config or DEFAULT_CONFIG)
+        if req.base:
+            check_base_config(cfg, "--base")
+        return cfg, None
     folder = find_video_model(ws, req.init, "--init")
     cfg = _read_config(folder, "--init")
+    if not (folder / VAE_DIR / "config.json").is_file():
+        raise BadInput(f"--init {folder}: has no vae/ (imported without its base), and fine-tuning encodes video "
+                       "with it; import the model again with --base DIR (gdrive import-weights --format geniedrive-video)")
     if req.video_config is not None and req.video_config != cfg.name:
         raise BadInput(f"--video-config {req.video_config}: the --init model is a '{cfg.name}' model; drop --video-config")
     return cfg, folder
@@ -398,14 +413,32 @@ def _stream_seed(seed: int, step: int, rank: int) -> int:
 
 def _start_model(plan: Plan, seed: int) -> VideoModel:
     if plan.init is not None:
-        model = load_video_model(plan.init, "--init")
+        model = load_video_model(plan.init, "--init", encoders=False)  # write() copies their folders
+        require_vae(model, plan.init, "--init")
+        if plan.config.transformer.i2v:
+            ui.warn("fine-tuning feeds the released layout no CLIP features (its first context tokens stand in, as "
+                    "in the official model without clip_fea) and no first-frame reference for ref_conv")
         # the resolved resolution / clip length / optimiser settings are what this run records
         return VideoModel(plan.config, model.transformer, model.vae)
     if plan.base:
         return load_base_model(plan.base, plan.config, "--base", seed)
-    ui.warn("no --base or --init: training from random weights (tests, debugging); for real runs pass "
-            f"--base {plan.config.base_model or 'a Wan2.1 diffusers folder'}")
+    if plan.config.transformer.i2v:
+        ui.warn("no --init: training the released layout from random weights (tests, debugging); for real runs "
+                "import the released weights (gdrive import-weights --format geniedrive-video) and pass --init NAME")
+    else:
+        ui.warn("no --base or --init: training from random weights (tests, debugging); for real runs pass "
+                f"--base {plan.config.base_model or 'a Wan2.1 diffusers folder'}")
     return build_video_model(plan.config, seed)
+
+
+def _carry_frozen_parts(init: Path | None, folder: Path) -> None:
+    """The --init model's text / image encoders and tokenizer go with the fine-tuned model (copied
+    as files: fine-tuning does not change them, and loading a full umT5 would cost 11 GB)."""
+    if init is None:
+        return
+    for sub in (TEXT_ENCODER_DIR, IMAGE_ENCODER_DIR, TOKENIZER_DIR):
+        if (init / sub).is_dir():
+            shutil.copytree(init / sub, folder / sub)
 
 
 def video_stage(ws: Workspace, plan: Plan, seed: int, device: torch.device) -> tuple[Stage, VideoModel]:
@@ -458,6 +491,7 @@ def run_finetune_video(ws: Workspace, req: FinetuneVideoRequest) -> dict:
         return stage, lambda trained: {"transformer": trained}
 
     def write(w: ArtifactWriter, parts: dict[str, torch.nn.Module]) -> None:
+        _carry_frozen_parts(plan.init, w.tmp)
         save_video_model(VideoModel(cfg, parts["transformer"], holder["model"].vae), w.tmp)
 
     request = {**dataclasses.asdict(req), "video_config": cfg.name, "resolved": {

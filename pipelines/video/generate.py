@@ -63,7 +63,7 @@ from pipelines.store.artifacts import OwnedTemp, artifact_lock, read_manifest, r
 from pipelines.store.names import check_name, default_name, inside
 from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
 from pipelines.video.finetune_stage import condition_frames, find_video_model
-from pipelines.video.loading import VideoModel, load_video_model
+from pipelines.video.loading import VideoModel, load_video_model, require_vae
 from pipelines.video.rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
                                      generate_video)
 
@@ -261,7 +261,8 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     video, video_dir, settings, prompts, prompt_id = None, None, None, {}, None
     if req.video_model is not None:
         video_dir = find_video_model(ws, req.video_model)
-        video = load_video_model(video_dir)
+        video = load_video_model(video_dir, encoders=False)  # prompts arrive as embeddings
+        require_vae(video, video_dir)
         settings = _settings(req, video.config)
         if req.prompt_embeds is not None:
             prompts, prompt_id = _read_prompts(req.prompt_embeds, video.config)

@@ -2,24 +2,36 @@
 
 A saved video model is a folder in diffusers layout:
 
-    <folder>/video_config.json                   the gdrive VideoConfig (sizes, views, flow, sampling)
+    <folder>/video_config.json                   the gdrive VideoConfig (sizes, layout, views, flow, sampling)
     <folder>/transformer/config.json             MultiViewWanTransformer (Wan + multi-view modules)
     <folder>/transformer/diffusion_pytorch_model.safetensors
     <folder>/vae/config.json, vae/diffusion_pytorch_model.safetensors   AutoencoderKLWan
+    <folder>/text_encoder/                       optional: transformers UMT5EncoderModel
+    <folder>/image_encoder/                      optional: transformers CLIPVisionModel
+    <folder>/tokenizer/                          optional: the umT5 tokenizer files
+
+Only video_config.json and transformer/ are required: `gdrive import-weights` without a base writes
+no vae/, and the encoders are there only when a base provided them (prompts can arrive as
+embeddings instead). What a task needs and lacks is reported by that task.
 
 A base Wan2.1 (e.g. `Wan-AI/Wan2.1-T2V-1.3B-Diffusers`, or a local copy of it: a folder with
 transformer/ and vae/, or a transformer folder alone) is read as diffusers writes it (config.json
 + safetensors, sharded or not); hub ids go through huggingface_hub's cache.
 Its 16-channel patch embedding is widened to 48: the new input channels (condition and first-frame
 latents) get zero weights, so the widened model starts as exactly the base on the noisy latents.
+A base starts text-only configs only (`wan2.1-1.3b-t2v`): the released i2v layout's image branch and
+ref_conv would start untrained, and fine-tuning does not feed them; the released weights come in
+through `gdrive import-weights --format geniedrive-video` instead.
 Anything the user can fix (missing folder, corrupt weights, wrong sizes) raises BadInput with one
 line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,21 +49,34 @@ from pipelines.video.model import MultiViewWanTransformer, build_transformer, tr
 VIDEO_CONFIG_FILE = "video_config.json"
 TRANSFORMER_DIR = "transformer"
 VAE_DIR = "vae"
+TEXT_ENCODER_DIR = "text_encoder"
+IMAGE_ENCODER_DIR = "image_encoder"
+TOKENIZER_DIR = "tokenizer"
+IMPORT_HINT = "gdrive import-weights --format geniedrive-video ... --base DIR"
 WEIGHTS_NAME = "diffusion_pytorch_model"
 WEIGHTS_HINT = "a diffusers folder with config.json and diffusion_pytorch_model.safetensors"
 
 
 @dataclass
 class VideoModel:
-    """The pieces `generate_video` and `finetune_step` need."""
+    """The pieces `generate_video` and `finetune_step` need, and the optional frozen helpers.
+
+    vae is None for a model imported without its base; text_encoder (transformers
+    UMT5EncoderModel), image_encoder (CLIPVisionModel) and tokenizer_dir (the umT5 tokenizer
+    files) are None where the folder has none or they were not asked for.
+    """
 
     config: VideoConfig
     transformer: MultiViewWanTransformer
-    vae: AutoencoderKLWan
+    vae: AutoencoderKLWan | None = None
+    text_encoder: torch.nn.Module | None = None
+    image_encoder: torch.nn.Module | None = None
+    tokenizer_dir: Path | None = None
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "VideoModel":
-        self.transformer.to(device=device, dtype=dtype)
-        self.vae.to(device=device, dtype=dtype)
+        for part in (self.transformer, self.vae, self.text_encoder, self.image_encoder):
+            if part is not None:
+                part.to(device=device, dtype=dtype)
         return self
 
 
@@ -153,9 +178,22 @@ def _check_base(base: dict, config: VideoConfig, where: str, flag: str) -> None:
         bad.append(f"patch_size {base.get('patch_size')} (config {want['patch_size']})")
     if base.get("image_dim") is not None or base.get("added_kv_proj_dim") is not None:
         bad.append("image cross-attention (an I2V model; use a T2V base)")
+    if base.get("add_ref_conv"):
+        bad.append("ref_conv (a GenieDrive model; import it with gdrive import-weights --format geniedrive-video)")
     if bad:
         raise BadInput(f"{flag} {where}: base does not fit video config '{config.name}': {'; '.join(bad)}; "
                        "choose the matching --video-config or base")
+
+
+def check_base_config(config: VideoConfig, flag: str = "--base") -> None:
+    """A Wan2.1 diffusers base starts text-only configs only (see the module doc); BadInput with
+    the way to the released layout otherwise. Checked before anything is fetched or read."""
+    t = config.transformer
+    if t.i2v or t.add_ref_conv:
+        raise BadInput(f"{flag}: video config '{config.name}' is the released GenieDrive layout (CLIP image "
+                       "cross-attention and ref_conv), which a Wan2.1 base lacks and fine-tuning does not train; "
+                       "fine-tune a T2V base with --video-config wan2.1-1.3b-t2v, or import the released weights "
+                       "(gdrive import-weights --format geniedrive-video) and continue them with --init NAME")
 
 
 def widen_transformer(base_state: dict[str, torch.Tensor], config: VideoConfig, seed: int = 0) -> MultiViewWanTransformer:
@@ -184,6 +222,7 @@ def load_base_transformer(source: str | Path, config: VideoConfig, flag: str = "
     The config is checked before the weights are read; the base is never built as a model of its
     own (one copy of the weights in memory).
     """
+    check_base_config(config, flag)
     folder, where = _locate(source, TRANSFORMER_DIR, flag)
     try:
         base_config = dict(WanTransformer3DModel.load_config(folder))
@@ -212,31 +251,87 @@ def load_base_model(source: str | Path, config: VideoConfig, flag: str = "--base
 
 
 def save_video_model(model: VideoModel, folder: Path) -> None:
-    """Write `model` into `folder` (diffusers layout, see module doc). The caller makes it atomic."""
+    """Write `model` into `folder` (diffusers layout, see module doc), its config last; the parts
+    that are None are left out. The caller makes it atomic."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.transformer.save_pretrained(folder / TRANSFORMER_DIR, safe_serialization=True)
-    model.vae.save_pretrained(folder / VAE_DIR, safe_serialization=True)
+    for sub, part in ((VAE_DIR, model.vae), (TEXT_ENCODER_DIR, model.text_encoder),
+                      (IMAGE_ENCODER_DIR, model.image_encoder)):
+        if part is not None:
+            with quiet_hf_progress():
+                part.save_pretrained(folder / sub, safe_serialization=True)
+    if model.tokenizer_dir is not None and Path(model.tokenizer_dir).resolve() != (folder / TOKENIZER_DIR).resolve():
+        shutil.copytree(model.tokenizer_dir, folder / TOKENIZER_DIR, dirs_exist_ok=True)
     (folder / VIDEO_CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), indent=2) + "\n")
 
 
-def load_video_model(folder: Path, flag: str = "--video-model") -> VideoModel:
-    """Read a folder written by `save_video_model`; BadInput if it is missing or unreadable."""
+def _check_layout(transformer: MultiViewWanTransformer, config: VideoConfig, folder: Path, flag: str) -> None:
+    """The saved transformer must be the one video_config.json describes (channels, views, layout)."""
+    got, want = transformer.config, transformer_kwargs(config)
+    keys = ("num_views", "in_channels", "out_channels", "text_dim", "image_dim", "image_context_len", "add_ref_conv")
+    bad = [f"{k} {got.get(k)} (config {want[k]})" for k in keys if got.get(k) != want[k]]
+    if bad:
+        raise BadInput(f"{flag} {folder}: transformer and {VIDEO_CONFIG_FILE} disagree ({'; '.join(bad[:3])}); "
+                       "re-run the command that wrote the model")
+
+
+@contextlib.contextmanager
+def quiet_hf_progress():
+    """No transformers progress bars ("Loading weights", "Writing model shards") meanwhile."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _load_encoder(folder: Path, component: str, flag: str) -> torch.nn.Module:
+    from pipelines.video.official_base import load_component  # transformers: only when there is one
+
+    with quiet_hf_progress():
+        return load_component(folder, component, flag)
+
+
+def load_video_model(folder: Path, flag: str = "--video-model", encoders: bool = True) -> VideoModel:
+    """Read a folder written by `save_video_model` or `gdrive import-weights`; BadInput if it is
+    missing or unreadable. Parts the folder lacks are None (vae/ too); `encoders=False` leaves the
+    text and image encoders unread (a full-size umT5 is 11 GB), for callers that do not use them."""
     folder = Path(folder)
     config_path = folder / VIDEO_CONFIG_FILE
     if not config_path.is_file():
         raise BadInput(f"{flag} {folder}: no {VIDEO_CONFIG_FILE}; not a gdrive video model "
-                       "(make one with `gdrive finetune-video`)")
+                       "(make one with `gdrive finetune-video` or `gdrive import-weights --format geniedrive-video`)")
     try:
         config = VideoConfig.from_dict(json.loads(config_path.read_text()), str(config_path))
     except json.JSONDecodeError as exc:
         raise BadInput(f"{flag} {config_path}: not JSON ({exc}); re-run `gdrive finetune-video`") from None
-    for sub in (TRANSFORMER_DIR, VAE_DIR):
-        if not (folder / sub / "config.json").is_file():
-            raise BadInput(f"{flag} {folder / sub}: missing; re-run `gdrive finetune-video` to rewrite the model")
+    if not (folder / TRANSFORMER_DIR / "config.json").is_file():
+        raise BadInput(f"{flag} {folder / TRANSFORMER_DIR}: missing; re-run `gdrive finetune-video` to rewrite the model")
     transformer = _load(MultiViewWanTransformer, folder / TRANSFORMER_DIR, str(folder / TRANSFORMER_DIR), flag)
-    vae = _load(AutoencoderKLWan, folder / VAE_DIR, str(folder / VAE_DIR), flag)
-    if transformer.config.num_views != config.num_views or transformer.config.in_channels != config.in_channels:
-        raise BadInput(f"{flag} {folder}: transformer and {VIDEO_CONFIG_FILE} disagree (views or channels); "
-                       "re-run `gdrive finetune-video`")
-    return VideoModel(config, transformer, vae)
+    _check_layout(transformer, config, folder, flag)
+    present = lambda sub: (folder / sub / "config.json").is_file()  # noqa: E731
+    vae = _load(AutoencoderKLWan, folder / VAE_DIR, str(folder / VAE_DIR), flag) if present(VAE_DIR) else None
+    if vae is not None and vae.config.z_dim != config.vae.z_dim:
+        raise BadInput(f"{flag} {folder / VAE_DIR}: VAE z_dim {vae.config.z_dim}, {VIDEO_CONFIG_FILE} says "
+                       f"{config.vae.z_dim}; re-run the command that wrote the model")
+    text_encoder = image_encoder = None
+    if encoders:
+        if present(TEXT_ENCODER_DIR):
+            text_encoder = _load_encoder(folder / TEXT_ENCODER_DIR, TEXT_ENCODER_DIR, flag)
+        if present(IMAGE_ENCODER_DIR):
+            image_encoder = _load_encoder(folder / IMAGE_ENCODER_DIR, IMAGE_ENCODER_DIR, flag)
+    tokenizer = folder / TOKENIZER_DIR
+    return VideoModel(config, transformer, vae, text_encoder, image_encoder, tokenizer if tokenizer.is_dir() else None)
+
+
+def require_vae(model: VideoModel, folder: Path, flag: str = "--video-model") -> AutoencoderKLWan:
+    """model.vae, or BadInput: a model imported without its base cannot encode or decode video."""
+    if model.vae is None:
+        raise BadInput(f"{flag} {folder}: has no vae/ (imported without its base), and video needs the VAE; "
+                       f"import it again with the Wan2.1 base folder ({IMPORT_HINT})")
+    return model.vae

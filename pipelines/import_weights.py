@@ -13,8 +13,10 @@ is given (BadInput, one line), then hands the request to the format's `run_impor
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.errors import BadInput
 
@@ -49,6 +51,23 @@ class ImportRequest:
     base: str | None = None
     name: str | None = None
     force: bool = False
+
+
+def file_source(path: Path, files: list[Path] | None = None) -> dict:
+    """The manifest's record of one source: name, bytes and sha256 of a file, or of a file set (a
+    folder's files in order, a sharded checkpoint's index and shards)."""
+    if files is None:
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    out = {"file": path.name + ("/" if path.is_dir() else ""), "bytes": sum(f.stat().st_size for f in files),
+           "sha256": h.hexdigest()}
+    if len(files) > 1:
+        out["files"] = len(files)
+    return out
 
 
 def formats_help() -> str:

@@ -17,7 +17,7 @@ from pipelines.errors import BadInput
 from pipelines.geometry import planar_pose
 from pipelines.occworld import WorldModel, official_rollout
 from pipelines.occworld.configs import CONFIGS
-from pipelines.occworld.import_weights import ImportWeightsRequest, run_import_weights
+from pipelines.import_weights import ImportRequest, run_import_weights
 from pipelines.occworld.official_protocol import official_inputs
 from pipelines.occworld.official_weights import vae_state_from_official
 from pipelines.occworld.vae import TriplaneVAE
@@ -36,7 +36,7 @@ def imported(tmp_path_factory) -> WorldModel:
     if not (PACK / "stage2_random.pth").is_file():
         pytest.skip(f"official reference pack not at {PACK}")
     ws = Workspace.at(tmp_path_factory.mktemp("ws"))
-    res = run_import_weights(ws, ImportWeightsRequest("geniedrive-occ", str(PACK / "stage2_random.pth"), name="genie"))
+    res = run_import_weights(ws, ImportRequest("geniedrive-occ", str(PACK / "stage2_random.pth"), name="genie"))
     torch.set_num_threads(2)
     return WorldModel.from_pretrained(res["path"])
 

@@ -17,15 +17,13 @@ models/<name>/
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from pipelines.console import ui
 from pipelines.errors import BadInput
-from pipelines.import_weights import check_format
+from pipelines.import_weights import ImportRequest, file_source
 from pipelines.occworld.checkpoint import save_weights
 from pipelines.occworld.configs import CONFIGS, WorldModelConfig
 from pipelines.occworld.model_artifact import MODEL_SCHEMA
@@ -41,13 +39,6 @@ PREDICTOR_PREFIXES = ("pose_encoder.", "transformer.")
 VAE_PREFIX = "vqvae."
 
 
-@dataclass
-class ImportWeightsRequest:
-    format: str
-    checkpoint: str | None = None
-    vae: str | None = None
-    name: str | None = None
-    force: bool = False
 
 
 def imported_config() -> WorldModelConfig:
@@ -102,23 +93,9 @@ def load_official(checkpoint: Path, vae_file: Path | None) -> WorldModel:
     return model.eval()
 
 
-def _source(path: Path) -> dict:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return {"file": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
-
-
-def run_import(ws: Workspace, req) -> dict:
-    """`pipelines.import_weights.run_import_weights` for this format (req: its ImportRequest)."""
-    return run_import_weights(ws, ImportWeightsRequest(req.format, req.checkpoint, req.vae, req.name, req.force))
-
-
-def run_import_weights(ws: Workspace, req: ImportWeightsRequest) -> dict:
-    if req.format != FORMAT:
-        check_format(req.format)  # an unknown one: BadInput listing the formats
-        raise BadInput(f"--format '{req.format}': not the occupancy format; use pipelines.import_weights.run_import_weights")
+def run_import(ws: Workspace, req: ImportRequest) -> dict:
+    """This format's import, called by `pipelines.import_weights.run_import_weights` (which checked
+    the format and that only --checkpoint / --vae of the format flags are given)."""
     if req.name is not None:
         check_name(req.name, "--name")
     if req.checkpoint is None:
@@ -126,7 +103,7 @@ def run_import_weights(ws: Workspace, req: ImportWeightsRequest) -> dict:
     checkpoint = Path(req.checkpoint)
     vae_file = Path(req.vae) if req.vae is not None else None
     model = load_official(checkpoint, vae_file)
-    sources = {"checkpoint": _source(checkpoint)} | ({"vae": _source(vae_file)} if vae_file is not None else {})
+    sources = {"checkpoint": file_source(checkpoint)} | ({"vae": file_source(vae_file)} if vae_file is not None else {})
     id_fields = {"format": req.format, "model": model.cfg.to_dict()}
     inputs = {role: s["sha256"] for role, s in sources.items()}
     ident = artifact_id("import-weights", MODEL_SCHEMA, id_fields, inputs)
@@ -138,8 +115,9 @@ def run_import_weights(ws: Workspace, req: ImportWeightsRequest) -> dict:
         w.write_json("config.json", model.cfg.to_dict())
         return {"sources": sources, "protocol": model.cfg.protocol, "parts": ["forecaster", "vae"]}
 
-    res = publish(ws, "model", "import-weights", MODEL_SCHEMA, name, dataclasses.asdict(req) | {"checkpoint": checkpoint.name,
-                  "vae": vae_file.name if vae_file is not None else None}, id_fields, inputs, build, force=req.force)
+    request = {"format": req.format, "checkpoint": checkpoint.name, "vae": vae_file.name if vae_file is not None else None,
+               "name": req.name, "force": req.force}
+    res = publish(ws, "model", "import-weights", MODEL_SCHEMA, name, request, id_fields, inputs, build, force=req.force)
     art = res.artifact
     ui.info(f"{'reused' if res.reused else 'wrote'} model '{art.name}' (id {ident}) at {art.path}; "
             f"protocol geniedrive")

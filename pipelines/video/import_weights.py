@@ -28,7 +28,6 @@ an import with --base.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -40,6 +39,7 @@ from diffusers import AutoencoderKLWan
 
 from pipelines.console import ui
 from pipelines.errors import BadInput
+from pipelines.import_weights import ImportRequest, file_source
 from pipelines.store import Workspace, artifact_id, publish
 from pipelines.store.names import check_name, default_name
 from pipelines.video import official_base as ob
@@ -59,13 +59,6 @@ TRANSFORMER_HINT = "occ_render's diffusion_pytorch_model.safetensors"
 CONFIG_HINT = "the config.json saved beside the transformer weights (occ_render ckpts/config.json)"
 
 
-@dataclass
-class VideoImportRequest:
-    transformer: str | None = None
-    config: str | None = None
-    base: str | None = None
-    name: str | None = None
-    force: bool = False
 
 
 # --- the official config -> a gdrive VideoConfig -------------------------------------------------------
@@ -220,37 +213,17 @@ def _transformer_files(path: Path) -> list[Path]:
     return [path]
 
 
-def _sha256(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _source(path: Path, files: list[Path] | None = None) -> dict:
-    """name, bytes and sha256 of one file, or of a file set (a folder's files in order, shards)."""
-    if files is None:
-        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    out = {"file": path.name + ("/" if path.is_dir() else ""), "bytes": sum(p.stat().st_size for p in files),
-           "sha256": _sha256(files)}
-    if len(files) > 1:
-        out["files"] = len(files)
-    return out
-
-
 def _sources(transformer: Path, config: Path, base: BasePlan | None) -> dict[str, dict]:
-    out = {"transformer": _source(transformer, _transformer_files(transformer)), "config": _source(config)}
+    out = {"transformer": file_source(transformer, _transformer_files(transformer)), "config": file_source(config)}
     if base is not None:
         if (base.folder / ob.BASE_CONFIG_FILE).is_file():
-            out["base_config"] = _source(base.folder / ob.BASE_CONFIG_FILE)
+            out["base_config"] = file_source(base.folder / ob.BASE_CONFIG_FILE)
         for component, source in base.sources.items():
             if source is not None:
-                out[component] = _source(source.path)
+                out[component] = file_source(source.path)
         tokenizer = ob._tokenizer_dir(base.folder)
         if tokenizer is not None:
-            out[TOKENIZER_DIR] = _source(tokenizer)
+            out[TOKENIZER_DIR] = file_source(tokenizer)
     return out
 
 
@@ -271,12 +244,9 @@ def _write_base(base: BasePlan, folder: Path, need: list[str]) -> list[str]:
     return sorted(done)
 
 
-def run_import(ws: Workspace, req) -> dict:
-    """`pipelines.import_weights.run_import_weights` for this format (req: its ImportRequest)."""
-    return run_import_video(ws, VideoImportRequest(req.transformer, req.config, req.base, req.name, req.force))
-
-
-def run_import_video(ws: Workspace, req: VideoImportRequest) -> dict:
+def run_import(ws: Workspace, req: ImportRequest) -> dict:
+    """This format's import, called by `pipelines.import_weights.run_import_weights` (which checked
+    the format and that only --transformer / --config / --base of the format flags are given)."""
     if req.name is not None:
         check_name(req.name, "--name")
     if req.transformer is None:

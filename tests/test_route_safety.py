@@ -1,7 +1,8 @@
 """Acceptance of the named routes on held-out synthetic scenes, in the simulator's own truth: every
 route of 20 scenes, driven 60 s at the default speed in the scene's simulation, never overlaps
-another box and keeps the ego on the carriageway; a turn_left ends heading +90 deg unless the ego
-still waits before the junction (measured on seed 5: 14 of 16 turned, 2 wait)."""
+another box and keeps the ego on the carriageway; every turn_left ends heading +90 deg (seed 5,
+generator 3: 16 of 16; with generator 2 two of them still waited at 60 s behind an exit lane
+spawned full of standing cars)."""
 
 from __future__ import annotations
 
@@ -58,14 +59,10 @@ def test_twenty_held_out_scenes_every_route_collision_free_on_the_road_and_left_
             driven += 1
             if move == "turn_left":
                 turned = math.degrees(math.atan2(math.sin(poses[-1, 2] - yaw), math.cos(poses[-1, 2] - yaw)))
-                zone = next(z for z in ego.path.zones if z[0] > 0.0)
-                waiting = r.s[start + STEPS, 0] + ego.length / 2 <= zone[0] + 0.5 and abs(turned) < 20.0
-                # the turn is made, or the ego still stands before the junction (its light, or a
-                # jammed exit lane the simulator will not let it block)
-                assert abs(turned - 90.0) < 20.0 or waiting, (index, turned)
-                turns.append(abs(turned - 90.0) < 20.0)
+                turns.append((index, round(turned, 1)))
     assert scenes == 20 and driven >= 60 and len(turns) >= 10, (scenes, driven, len(turns))
-    assert np.mean(turns) >= 0.85, turns
+    # every left turn is made: no spawned queue fills a block (it held a turn for a whole cycle)
+    assert all(abs(t - 90.0) < 20.0 for _, t in turns), turns
 
 
 def test_right_turns_keep_their_box_clear_of_every_obstacle_voxel():

@@ -9,7 +9,7 @@ from pipelines.errors import BadInput
 
 
 # Bump when the generator's output changes for the same config, so old datasets are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 
 class SyntheticSource:

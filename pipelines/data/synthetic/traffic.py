@@ -109,6 +109,9 @@ def _pick_type(rng: np.random.Generator, outer_lane: bool) -> str:
     return names[int(rng.choice(len(names), p=w / w.sum()))]
 
 
+QUEUE_SHARE = 0.5  # of a lane's length between the stop line and the junction behind
+
+
 def spawn_vehicles(
     net: RoadNetwork,
     sig: Signals,
@@ -150,6 +153,10 @@ def spawn_vehicles(
                     ag = make_vehicle(vtype, rng)
                     trailer = make_trailer(rng) if vtype == "tractor" else None
                     total = ag.length + (TRAILER_GAP + trailer.length if trailer else 0.0)
+                    # A standing queue fills at most half of the block: one that filled it all
+                    # would hold every car turning into the lane (they do not block the box)
+                    # for a whole signal cycle, a gridlock no red phase builds.
+                    queue = queue and front + total <= d_stop + QUEUE_SHARE * (u_max - d_stop)
                     if queue and rng.random() < 0.75:
                         gap = float(rng.uniform(1.8, 3.0))
                         v = 0.0

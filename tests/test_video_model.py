@@ -11,7 +11,7 @@ import torch
 from diffusers import WanTransformer3DModel
 
 from pipelines.errors import BadInput
-from pipelines.video import rollout as rollout_module
+from pipelines.video import conditioning as conditioning_module
 from pipelines.video.configs import VideoConfig, get_config
 from pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
 from pipelines.video.flow import flow_matching_loss, sample_latents
@@ -264,7 +264,7 @@ def test_rollout_241_frames_seeds_each_chunk_with_the_last_frame(monkeypatch):
         seeds_encoded.append(None if first is None else first.clone())
         return first_frame_latents(vae, first, like)
 
-    monkeypatch.setattr(rollout_module, "first_frame_latents", recording_first_frame_latents)
+    monkeypatch.setattr(conditioning_module, "first_frame_latents", recording_first_frame_latents)
     reports = []
     settings = GenerationSettings(steps=1, guidance=2.0, chunk_frames=41, seed=0)
     prompt = torch.randn(1, DEBUG.text_len, DEBUG.transformer.text_dim)  # a prompt, so guidance runs
@@ -357,10 +357,10 @@ def test_config_files_without_the_layout_fields_read_as_text_only():
 def test_released_layout_debug_model_runs_saves_and_loads(tmp_path):
     model = build_video_model(DEBUG_I2V, seed=7)
     tr = model.transformer
-    assert tr.ref_conv is not None and tr.config.image_dim == 32 and tr.config.image_context_len == 4
+    assert tr.ref_conv is not None and tr.config.image_dim == 32 and tr.config.image_context_len == 5
     x, t, ctx = _latent_inputs(DEBUG_I2V)
     g = torch.Generator().manual_seed(1)
-    image = torch.randn(V, 4, 32, generator=g)
+    image = torch.randn(V, 5, 32, generator=g)
     ref = torch.randn(V, 16, 4, 8, generator=g)
     with torch.no_grad():
         full = tr(x, t, ctx, encoder_hidden_states_image=image, full_ref=ref, return_dict=False)[0]

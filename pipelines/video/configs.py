@@ -270,10 +270,11 @@ CONFIGS: dict[str, VideoConfig] = {
     "wan2.1-1.3b": VideoConfig("wan2.1-1.3b", TransformerSpec(**_RELEASED), base_model=""),
     "wan2.1-1.3b-t2v": VideoConfig("wan2.1-1.3b-t2v"),
     "debug": _DEBUG,
-    # the released layout at the debug sizes; a narrow image branch and 4 image tokens keep it tiny
+    # the released layout at the debug sizes; a narrow image branch and 5 image tokens (a CLIP of
+    # 28 px images in 14 px patches: 1 + 2 x 2) keep it tiny
     "debug-i2v": dataclasses.replace(
         _DEBUG, name="debug-i2v",
-        transformer=dataclasses.replace(_DEBUG_TRANSFORMER, **{**_RELEASED, "image_dim": 32}, image_tokens=4)),
+        transformer=dataclasses.replace(_DEBUG_TRANSFORMER, **{**_RELEASED, "image_dim": 32}, image_tokens=5)),
 }
 
 

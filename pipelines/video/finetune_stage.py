@@ -214,7 +214,7 @@ def condition_frames(render: Path, views: tuple[str, ...], indices: list[int], m
     return np.stack(out, 1)
 
 
-def _read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
+def read_camera_image(path: Path, size: tuple[int, int]) -> np.ndarray:
     """One camera image -> uint8 [H, W, 3] at size (height, width)."""
     h, w = size
     try:
@@ -228,7 +228,7 @@ def _read_image(path: Path, size: tuple[int, int]) -> np.ndarray:
 def camera_frames(images: list[list[Path]], size: tuple[int, int], pool: ThreadPoolExecutor) -> np.ndarray:
     """Target frames: images [n][V] -> uint8 [V, n, H, W, 3], each resized to size (height, width)
     without keeping the aspect ratio (the rendered cameras' intrinsics are scaled the same way)."""
-    flat = list(pool.map(lambda p: _read_image(p, size), [p for row in images for p in row]))
+    flat = list(pool.map(lambda p: read_camera_image(p, size), [p for row in images for p in row]))
     n, v = len(images), len(images[0])
     return np.stack(flat).reshape(n, v, *flat[0].shape).swapaxes(0, 1)
 

@@ -91,31 +91,38 @@ def flow_matching_loss(model: MultiViewWanTransformer, batch: FlowBatch, flow: F
 def sample_latents(model: MultiViewWanTransformer, condition: torch.Tensor, first: torch.Tensor,
                    context: torch.Tensor, *, steps: int, shift: float, guidance: float = 1.0,
                    negative_context: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                   flow: FlowSpec = FlowSpec()) -> torch.Tensor:
+                   flow: FlowSpec = FlowSpec(), image: torch.Tensor | None = None,
+                   full_ref: torch.Tensor | None = None) -> torch.Tensor:
     """Euler flow-matching sampling from noise: -> clean latents [B·V, z, F, h, w].
 
     condition, first: [B·V, z, F, h, w]; context / negative_context: [B·V, L, text_dim]
-    (negative None: zeros). guidance > 1 runs classifier-free guidance on the prompt,
-    v = v_neg + g (v_pos - v_neg), both halves in one batch; guidance 1.0 runs the prompt only.
+    (negative None: zeros); image: CLIP features [B·V, tokens, image_dim] (i2v models);
+    full_ref: first-frame latents [B·V, z, h, w] (ref_conv models). guidance > 1 runs
+    classifier-free guidance on the prompt, v = v_neg + g (v_pos - v_neg), both halves in one
+    batch with the same video, image and reference inputs (as the official pipeline);
+    guidance 1.0 runs the prompt only.
     """
     scheduler = make_scheduler(flow, shift)
     scheduler.set_timesteps(steps, device=condition.device)
     dtype = next(model.parameters()).dtype
     x = torch.randn(condition.shape, generator=generator).to(condition.device, torch.float32)
     use_cfg = guidance != 1.0
+
+    def both(t: torch.Tensor | None) -> torch.Tensor | None:
+        # [pos groups | neg groups]: each half is still whole V-view groups for the multi-view layers
+        return None if t is None else (torch.cat([t, t]) if use_cfg else t).to(dtype)
+
     if use_cfg:
         negative = torch.zeros_like(context) if negative_context is None else negative_context
-        # [pos groups | neg groups]: each half is still whole V-view groups for the multi-view layers
         context_in = torch.cat([context, negative.to(context)]).to(dtype)
-        cond_in = torch.cat([condition, condition]).to(dtype)
-        first_in = torch.cat([first, first]).to(dtype)
     else:
-        context_in, cond_in, first_in = context.to(dtype), condition.to(dtype), first.to(dtype)
+        context_in = context.to(dtype)
+    cond_in, first_in, image_in, ref_in = both(condition), both(first), both(image), both(full_ref)
     for t in scheduler.timesteps:
         x_in = torch.cat([x, x]) if use_cfg else x
         t_in = t.expand(x_in.shape[0]).to(x.device)
         v = model(model_input(x_in.to(dtype), cond_in, first_in), t_in, context_in,
-                  return_dict=False)[0].float()
+                  encoder_hidden_states_image=image_in, full_ref=ref_in, return_dict=False)[0].float()
         if use_cfg:
             v_pos, v_neg = v.chunk(2)
             v = v_neg + guidance * (v_pos - v_neg)

@@ -63,11 +63,13 @@ from pipelines.store.artifacts import OwnedTemp, artifact_lock, read_manifest, r
 from pipelines.store.names import check_name, default_name, inside
 from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
 from pipelines.video.finetune_stage import condition_frames, find_video_model
-from pipelines.video.loading import VideoModel, load_video_model, require_vae
+from pipelines.video.generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
+                                               resolve_prompts)
+from pipelines.video.loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae
 from pipelines.video.rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
                                      generate_video)
 
-SCHEMA = 2  # 2: side_by_side.mp4, labelled grid.mp4, the safety report
+SCHEMA = 3  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: first frames, CLIP, full_ref, umT5 prompts
 KIND = "generation"
 FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
 FRAMES_PER_KEYFRAME = 6
@@ -116,7 +118,8 @@ class Plan:
     video: VideoModel | None
     video_dir: Path | None
     settings: GenerationSettings | None
-    prompts: dict[str, torch.Tensor]  # {"prompt": [1, L, D], "negative": [1, L, D]}, possibly empty
+    prompts: PromptPlan | None  # with a video model: where its prompt embeddings come from
+    first: FirstFrames | None  # with a video model: the reference frame of round 0
     id_fields: dict
     inputs: dict
     ident: str
@@ -258,14 +261,16 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     if req.frames > MAX_FRAMES:
         raise BadInput(f"--frames {req.frames}: at most {MAX_FRAMES} ({MAX_HORIZON} forecast keyframes, "
                        f"{(MAX_FRAMES - 1) / FPS:g} s at {FPS:g} fps)")
-    video, video_dir, settings, prompts, prompt_id = None, None, None, {}, None
+    video, video_dir, settings, prompts, prompt_id = None, None, None, None, None
     if req.video_model is not None:
         video_dir = find_video_model(ws, req.video_model)
-        video = load_video_model(video_dir, encoders=False)  # prompts arrive as embeddings
+        video = load_video_model(video_dir, encoders=False)  # the encoders are loaded when used
         require_vae(video, video_dir)
         settings = _settings(req, video.config)
+        embeds = None
         if req.prompt_embeds is not None:
-            prompts, prompt_id = _read_prompts(req.prompt_embeds, video.config)
+            embeds, prompt_id = _read_prompts(req.prompt_embeds, video.config)
+        prompts = prompt_plan(video_dir, embeds)
     elif req.prompt_embeds is not None:
         raise BadInput("--prompt-embeds: only used with --video-model; drop it or pass a video model")
     config = None if video is None else video.config
@@ -285,6 +290,10 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     horizon = forecast_horizon(req.frames)
     poses, traj_desc = _trajectory(req, scene, start, horizon)
     _check_rig(scene, views)
+    first = None
+    if video is not None:
+        first = first_frames(ds, scene, start, views)
+        check_image_encoder(video_dir, video, first)
     world = resolve_world(req.world, scene)
     inputs = {"dataset": ds.id}
     if world == "model":
@@ -296,6 +305,8 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
                  "video": "conditions" if video is None else "generated"}
     if video is not None:
         id_fields["settings"] = dataclasses.asdict(settings)
+        id_fields["prompts"] = prompts.source
+        id_fields["first_frame"] = first.id_field()
         inputs["video_model"] = _video_model_id(video_dir)
         if prompt_id:
             inputs["prompt_embeds"] = prompt_id
@@ -304,7 +315,7 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     name = req.name or default_name(f"{scene.name}-{label}-{req.frames}f", ident)
     reusable_artifact(ws, KIND, name, ident, req.force)  # a --name clash exits 2 before any stage runs
     return Plan(ds, scene, start, horizon, traj_desc, poses, resolution, views, video, video_dir, settings, prompts,
-                id_fields, inputs, ident, name)
+                first, id_fields, inputs, ident, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,6 +400,10 @@ class _GridFrames:
 
 def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) -> np.ndarray:
     """conditions uint8 [V, N, H, W, 3] -> generated uint8 [V, N, H, W, 3], by chunked rollout."""
+    prompts = resolve_prompts(plan.prompts, plan.video_dir, plan.video, device)
+    first, clip_images = plan.first.load(plan.resolution)
+    if first is not None and plan.video.config.transformer.i2v:
+        plan.video.image_encoder = load_encoder(plan.video_dir, IMAGE_ENCODER_DIR)
     model = plan.video.to(device)
     rounds = len(chunk_starts(conditions.shape[1], plan.settings.chunk_frames))
     with ui.progress(f"generating {conditions.shape[1]} frames x {len(plan.views)} views", rounds) as bar:
@@ -398,7 +413,8 @@ def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) ->
         # uint8 stays uint8 (encode_video reads it as 0..255): a quarter of the memory of floats
         cond = torch.from_numpy(conditions).permute(0, 1, 4, 2, 3)
         video = generate_video(model.transformer, model.vae, model.config, cond, plan.settings,
-                               prompt_embeds=plan.prompts.get("prompt"), negative_embeds=plan.prompts.get("negative"),
+                               first_frame=first, first_clip_image=clip_images, image_encoder=model.image_encoder,
+                               prompt_embeds=prompts.get("prompt"), negative_embeds=prompts.get("negative"),
                                on_chunk=on_chunk)
     return (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
 
@@ -438,6 +454,8 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
     ui.info(f"generate: {n} frames ({(n - 1) / FPS:g} s at {FPS:g} fps) of '{plan.scene.name}' under {req.traj}: "
             f"{plan.horizon} keyframes from {world}, render at {height}x{width}, "
             + ("condition video (no --video-model)" if plan.video is None else f"video model {plan.video_dir}"))
+    if plan.video is not None:
+        ui.info(f"first frame: {plan.first.note}; prompts: {plan.prompts.note}")
 
     forecast = run_forecast(ws, ForecastRequest(
         scene=plan.scene.name, traj=req.traj, dataset=str(plan.ds.root), model=req.model, horizon=plan.horizon,
@@ -455,7 +473,10 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
                           "resolution": list(plan.resolution), "views": list(plan.views), "fps": FPS}
     if plan.video is not None:
         config["resolved"]["settings"] = dataclasses.asdict(plan.settings)
-        config["resolved"]["guidance_applied"] = bool(plan.prompts)  # generate_video skips CFG without a prompt
+        # generate_video skips CFG without a prompt
+        config["resolved"]["guidance_applied"] = plan.prompts.source != "none"
+        config["resolved"]["prompts"] = plan.prompts.note
+        config["resolved"]["first_frame"] = plan.first.note
 
     def build(w) -> dict:
         ui.info(f"reading {n} condition frames from render '{render['name']}'")
@@ -479,7 +500,8 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
             "occupancy": str(occupancy),
             "safety": forecast.get("safety"),  # the forecast stage's report (metrics/safety.py)
             "video_model": None if plan.video is None else {
-                "path": str(plan.video_dir), "id": plan.inputs["video_model"], "config": plan.video.config.to_dict()},
+                "path": str(plan.video_dir), "id": plan.inputs["video_model"], "config": plan.video.config.to_dict(),
+                "first_frame": plan.first.note, "prompts": plan.prompts.note},
         }
         w.write_json("run.json", {
             "workspace": str(ws.root), "scene": plan.scene.name, "dataset": plan.ds.name, "fps": FPS, "frames": n,

@@ -297,6 +297,12 @@ def _load_encoder(folder: Path, component: str, flag: str) -> torch.nn.Module:
         return load_component(folder, component, flag)
 
 
+def load_encoder(folder: Path, sub: str, flag: str = "--video-model") -> torch.nn.Module:
+    """One frozen encoder (text_encoder/ or image_encoder/) of a video-model folder, on its own:
+    callers that need it for one step load it then, not with the model."""
+    return _load_encoder(Path(folder) / sub, sub, flag)
+
+
 def load_video_model(folder: Path, flag: str = "--video-model", encoders: bool = True) -> VideoModel:
     """Read a folder written by `save_video_model` or `gdrive import-weights`; BadInput if it is
     missing or unreadable. Parts the folder lacks are None (vae/ too); `encoders=False` leaves the

@@ -831,6 +831,12 @@ def official_image_encode(m, pixels) -> torch.Tensor:
     pixels = _tensor(caller, "pixels", pixels, encoder)
     size = encoder.config.image_size
     _expect(caller, "pixels", pixels, (None, 3, size, size))
+    return image_features(encoder, pixels)
+
+
+def image_features(encoder: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """CLIPVisionModel pixels [B, 3, S, S] (clip_preprocess) -> [B, 1 + (S/p)^2, width]: the hidden
+    states after every vision block but the last (the official `use_31_block=True` readout)."""
     return encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
 
 

@@ -40,8 +40,9 @@ def load_tokenizer(folder: Path, flag: str = "--video-model"):
     try:
         return AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # missing files, unreadable JSON, a tokenizer class transformers lacks
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise BadInput(f"{flag} {folder}: cannot load the umT5 tokenizer ({type(exc).__name__}: {first}); "
+        from pipelines.video.loading import _one_line
+
+        raise BadInput(f"{flag} {folder}: cannot load the umT5 tokenizer ({_one_line(exc)}); "
                        "copy google/umt5-xxl's tokenizer files there, or pass --prompt-embeds") from None
 
 

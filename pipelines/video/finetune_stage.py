@@ -127,17 +127,22 @@ def _nuscenes_root(ds: OccDataset) -> tuple[dict, Path]:
     return cfg, root
 
 
+def nuscenes_source(ds: OccDataset):
+    """The nuScenes tables the dataset was prepared from (BadInput when it has no images)."""
+    from pipelines.data.sources.nuscenes import NuScenesSource
+
+    cfg, root = _nuscenes_root(ds)
+    gts = cfg.get("resolved_source", {}).get("gts") or cfg.get("occ_root")
+    return NuScenesSource(root, cfg.get("version", "v1.0-trainval"), gts)
+
+
 def camera_tracks(ds: OccDataset, scenes: list[str], views: tuple[str, ...]) -> dict[str, dict[str, CameraTrack]]:
     """scene -> camera -> every image of that camera in the scene (keyframes and sweeps).
 
     Read from the nuScenes tables the dataset was prepared from: each camera's `sample_data`
     chain from the image before the first keyframe to one frame past the last keyframe.
     """
-    from pipelines.data.sources.nuscenes import NuScenesSource
-
-    cfg, root = _nuscenes_root(ds)
-    gts = cfg.get("resolved_source", {}).get("gts") or cfg.get("occ_root")
-    source = NuScenesSource(root, cfg.get("version", "v1.0-trainval"), gts)
+    source = nuscenes_source(ds)
     out: dict[str, dict[str, CameraTrack]] = {}
     for name in scenes:
         samples = source.samples(name)

@@ -1,8 +1,8 @@
 """What `generate` feeds a video model besides the condition video: first frames and prompts.
 
 First frame (per view, the reference of rollout round 0; see `conditioning`): for a nuScenes
-dataset, the camera image nearest the start keyframe, read from the nuScenes folder the dataset
-was prepared from (resized to the video resolution as fine-tuning reads its targets; CLIP sees the
+dataset, the start keyframe's own camera image (its samples/ file), read from the nuScenes folder
+the dataset was prepared from (resized to the video resolution as fine-tuning reads its targets; CLIP sees the
 image at its own size, as the official pipeline). Synthetic and occ-folder scenes have no camera
 images: the model then gets no reference (zero first-frame latents, zero full_ref and zero CLIP
 features, the official pipeline's input when no image is given, which training's condition
@@ -23,7 +23,8 @@ import torch
 
 from pipelines.data.dataset import OccDataset, Scene
 from pipelines.errors import BadInput
-from pipelines.video.loading import IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel, load_encoder
+from pipelines.video.loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel, has_part,
+                                    load_encoder)
 
 NO_IMAGES = ("no camera images in a {source} dataset: no reference frame (zero first-frame latents, full_ref and "
              "CLIP features, as the official pipeline without an image)")
@@ -31,50 +32,55 @@ NO_IMAGES = ("no camera images in a {source} dataset: no reference frame (zero f
 
 @dataclass
 class FirstFrames:
-    """The start keyframe's camera image per view (views in the video model's order), or none."""
+    """Where the start keyframe's camera images come from (views in the video model's order), or
+    none. The nuScenes tables are read only when the images are (`load`, at sampling time): a
+    reused or refused generation never pays for them."""
 
-    paths: list[Path] | None
+    ds: OccDataset | None  # None: no camera images
+    scene: str
+    token: str  # the start keyframe's sample token
+    views: tuple[str, ...]
     note: str  # what the reference frame is, for the log and the manifest
 
-    def id_field(self) -> list[str] | str:
-        return [str(p) for p in self.paths] if self.paths else "none"
+    def id_field(self) -> str:
+        # the dataset id, scene and start frame (in the artifact id already) fix which images
+        return "none" if self.ds is None else "camera"
+
+    def paths(self) -> list[Path]:
+        from pipelines.video.finetune_stage import nuscenes_source
+
+        source = nuscenes_source(self.ds)
+        return [source.keyframe_image(self.scene, self.token, view) for view in self.views]
 
     def load(self, size: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]] | tuple[None, None]:
         """(first frames [V, 3, H, W] at size (height, width), the CLIP images [3, H', W'] per view,
         as read), all in [0, 1]; (None, None) without images."""
-        if not self.paths:
+        if self.ds is None:
             return None, None
         from PIL import Image
 
         from pipelines.video.finetune_stage import read_camera_image
 
-        frames = torch.from_numpy(np.stack([read_camera_image(p, size) for p in self.paths])).permute(0, 3, 1, 2)
+        paths = self.paths()
+        frames = torch.from_numpy(np.stack([read_camera_image(p, size) for p in paths])).permute(0, 3, 1, 2)
         clips = []
-        for p in self.paths:
+        for p in paths:  # CLIP sees the image at its own size (read_camera_image decodes it smaller)
             with Image.open(p) as img:
                 clips.append(torch.from_numpy(np.array(img.convert("RGB"))).permute(2, 0, 1).float() / 255.0)
         return frames.float() / 255.0, clips
 
 
 def first_frames(ds: OccDataset, scene: Scene, start: int, views: tuple[str, ...]) -> FirstFrames:
-    """The reference images of `scene` at keyframe `start` (BadInput when a nuScenes dataset's
-    image folder is gone or lacks a view)."""
+    """The reference images of `scene` at keyframe `start`: the keyframe's own camera images for
+    a nuScenes dataset (BadInput when its image folder is gone), none otherwise."""
     source = ds.manifest.get("config", {}).get("source", "unknown")
+    token = scene.frames[start].token
     if source != "nuscenes":
-        return FirstFrames(None, NO_IMAGES.format(source=source))
-    from pipelines.video.finetune_stage import camera_tracks
+        return FirstFrames(None, scene.name, token, views, NO_IMAGES.format(source=source))
+    from pipelines.video.finetune_stage import _nuscenes_root
 
-    tracks = camera_tracks(ds, [scene.name], views)[scene.name]
-    when = np.array([int(scene.timestamps_us[start])], np.int64)
-    paths, gap = [], 0.0
-    for view in views:
-        (path,), g = tracks[view].nearest(when)
-        paths.append(path)
-        gap = max(gap, g)
-    if gap > 0.1:  # more than about one camera period (12 Hz) away from the keyframe
-        raise BadInput(f"--scene {scene.name}: the camera images nearest keyframe {start} are {gap:.2f} s away; "
-                       "the nuScenes sweeps are incomplete there")
-    return FirstFrames(paths, f"the camera images of keyframe {start} ({paths[0].parent.parent.name}/...)")
+    _, root = _nuscenes_root(ds)
+    return FirstFrames(ds, scene.name, token, views, f"the camera images of keyframe {start} ({root}/samples/...)")
 
 
 @dataclass
@@ -87,23 +93,20 @@ class PromptPlan:
     note: str
 
 
-def has_part(folder: Path, sub: str) -> bool:
-    return (folder / sub / "config.json").is_file()
-
-
 def prompt_plan(folder: Path, file_embeds: dict[str, torch.Tensor] | None) -> PromptPlan:
     if file_embeds is not None:
         return PromptPlan("file", file_embeds, "prompt embeddings from --prompt-embeds")
     if has_part(folder, TEXT_ENCODER_DIR) and (folder / TOKENIZER_DIR).is_dir():
         return PromptPlan("umt5", {}, "the official prompts (empty, and Wan's default negative prompt) by the "
                                       "model's umT5")
-    return PromptPlan("none", {}, "no prompt: the model has no umT5 text encoder and no --prompt-embeds was given, "
+    return PromptPlan("none", {}, "no prompt: the model has no umT5 text encoder with its tokenizer and no "
+                                  "--prompt-embeds was given, "
                                   "so sampling runs without guidance on a zero prompt")
 
 
 def check_image_encoder(folder: Path, video: VideoModel, frames: FirstFrames) -> None:
     """An i2v model given images needs its CLIP image encoder."""
-    if video.config.transformer.i2v and frames.paths and not has_part(folder, IMAGE_ENCODER_DIR):
+    if video.config.transformer.i2v and frames.ds is not None and not has_part(folder, IMAGE_ENCODER_DIR):
         raise BadInput(f"--video-model {folder}: an i2v model needs CLIP features of the first frames and has no "
                        f"{IMAGE_ENCODER_DIR}/; import it again with its base (gdrive import-weights --format "
                        "geniedrive-video ... --base DIR)")

@@ -303,6 +303,11 @@ def load_encoder(folder: Path, sub: str, flag: str = "--video-model") -> torch.n
     return _load_encoder(Path(folder) / sub, sub, flag)
 
 
+def has_part(folder: Path, sub: str) -> bool:
+    """Whether a video-model folder holds the part `sub` (vae/, text_encoder/, image_encoder/)."""
+    return (Path(folder) / sub / "config.json").is_file()
+
+
 def load_video_model(folder: Path, flag: str = "--video-model", encoders: bool = True) -> VideoModel:
     """Read a folder written by `save_video_model` or `gdrive import-weights`; BadInput if it is
     missing or unreadable. Parts the folder lacks are None (vae/ too); `encoders=False` leaves the
@@ -320,7 +325,7 @@ def load_video_model(folder: Path, flag: str = "--video-model", encoders: bool =
         raise BadInput(f"{flag} {folder / TRANSFORMER_DIR}: missing; re-run `gdrive finetune-video` to rewrite the model")
     transformer = _load(MultiViewWanTransformer, folder / TRANSFORMER_DIR, str(folder / TRANSFORMER_DIR), flag)
     _check_layout(transformer, config, folder, flag)
-    present = lambda sub: (folder / sub / "config.json").is_file()  # noqa: E731
+    present = lambda sub: has_part(folder, sub)  # noqa: E731
     vae = _load(AutoencoderKLWan, folder / VAE_DIR, str(folder / VAE_DIR), flag) if present(VAE_DIR) else None
     if vae is not None and vae.config.z_dim != config.vae.z_dim:
         raise BadInput(f"{flag} {folder / VAE_DIR}: VAE z_dim {vae.config.z_dim}, {VIDEO_CONFIG_FILE} says "

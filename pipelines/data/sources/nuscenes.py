@@ -414,6 +414,11 @@ class NuScenesSource:
             token = sd["next"]
         return times, paths
 
+    def keyframe_image(self, scene_name: str, sample_token: str, channel: str) -> Path:
+        """The image of camera `channel` taken at keyframe `sample_token` (its samples/ file)."""
+        sample = self._get("sample", sample_token, f"scene '{scene_name}'")
+        return self.dataroot / self._keyframe_data(sample, channel, scene_name)["filename"]
+
     def _keyframe_data(self, sample: dict, channel: str, scene_name: str) -> dict:
         token = sample["data"].get(channel)
         if token is None:

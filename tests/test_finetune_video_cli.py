@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from geniedrive_cli.app import main
 from pipelines.video.finetune_stage import CameraTrack, clip_start
 from pipelines.video.loading import load_video_model
+from pipelines.video.model import MultiViewWanTransformer
 from tests.helpers import REPO, artifact_dirs, run_cli
 from tests.nuscenes_fixture import build_nuscenes_folder
 
@@ -123,6 +124,69 @@ def test_missing_camera_image_exits_2_naming_it(capsys, nus_workspace):
     assert not (ws / "video-models" / "nope").exists()
 
 
+def test_the_released_layout_without_init_exits_2_with_the_way(capsys, tmp_path):
+    """Random weights have no CLIP image encoder for the i2v features: the released layout comes by import."""
+    r = run_cli(capsys, "finetune-video", "--dataset", "nus", "--video-config", "debug-i2v",
+                "--workspace", tmp_path / "ws")
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "--video-config debug-i2v" in r.err and "--init NAME" in r.err and "--base DIR" in r.err
+    assert not (tmp_path / "ws" / "video-models").exists()
+
+
+def test_i2v_training_batch_feeds_first_frame_clip_features_and_a_zero_full_ref():
+    """As the official trainer (control_ref, first-frame reference): CLIP features of each view's
+    first frame, zeroed per view with p = 0.1 like the condition and first-frame latents; full_ref
+    zeros (the official trainer keeps it only for a reference from elsewhere in the clip); the
+    loss trains the CLIP cross-attention."""
+    from pipelines.video.conditioning import clip_features
+    from pipelines.video.configs import get_config
+    from pipelines.video.finetune import encode_training_batch
+    from pipelines.video.flow import flow_matching_loss
+    from pipelines.video.latents import build_vae, encode_video
+    from pipelines.video.model import MultiViewWanTransformer, build_transformer
+    from tests.test_generate_official import tiny_encoders
+
+    cfg = get_config("debug-i2v")
+    _, clip = tiny_encoders()
+    vae, model = build_vae(cfg, 1), build_transformer(cfg, 0)
+    gen = torch.Generator().manual_seed(3)
+    videos, conds = torch.rand(2, 1, 6, 5, 3, 32, 64, generator=gen)
+    with pytest.raises(ValueError, match="image_encoder"):
+        encode_training_batch(vae, videos, conds, cfg)
+    batch = encode_training_batch(vae, videos, conds, cfg, None, clip)
+    expected = clip_features(clip, videos[0, :, 0])
+    assert batch.image.shape == (6, cfg.transformer.image_tokens, cfg.transformer.image_dim)
+    assert torch.allclose(batch.image, expected) and expected.abs().sum() > 0
+    assert batch.full_ref.shape == (6, cfg.vae.z_dim, 4, 8) and not batch.full_ref.any()
+    assert torch.allclose(batch.first[:, :, 0], encode_video(vae, videos[0, :, :1])[:, :, 0])
+
+    seen = []
+    real = MultiViewWanTransformer.forward
+
+    def spy(module, x, t, ctx, encoder_hidden_states_image=None, **kw):
+        seen.append((x.detach().clone(), encoder_hidden_states_image.detach().clone(), kw["full_ref"].clone()))
+        return real(module, x, t, ctx, encoder_hidden_states_image, **kw)
+
+    MultiViewWanTransformer.forward = spy
+    try:
+        losses = [flow_matching_loss(model, batch, cfg.flow, torch.Generator().manual_seed(i)) for i in range(40)]
+    finally:
+        MultiViewWanTransformer.forward = real
+    dropped, kept = 0, 0
+    for _, image, full_ref in seen:
+        assert not full_ref.any()
+        for view in range(6):
+            if image[view].any():
+                assert torch.equal(image[view], batch.image[view])
+                kept += 1
+            else:
+                dropped += 1
+    assert 0.03 < dropped / (dropped + kept) < 0.2  # p = 0.1 over 240 views
+    losses[0].backward()
+    grad = model.condition_embedder.image_embedder.ff.net[0].proj.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("value,near", [("8", "5 or 9"), ("36", "33 or 37"), ("0", "1")])
 def test_bad_clip_frames_exit_2_naming_the_nearest_valid(capsys, value, near):
     r = run_cli(capsys, "finetune-video", "--video-config", "debug", "--clip-frames", value)
@@ -144,9 +208,9 @@ PACK_VIDEO = REPO.parent / "shared" / "official-reference" / "video"
 
 
 @pytest.mark.skipif(not (PACK_VIDEO / "tiny_i2v_ref").is_dir(), reason="official reference pack absent")
-def test_init_from_an_imported_model_keeps_its_encoders(capsys, nus_workspace, tmp_path):
-    """An imported released-layout model continues with --init; its encoders and tokenizer folders go
-    with the result. Imported without --base (no VAE), --init exits 2 before anything runs."""
+def test_init_checks_the_imported_model_before_anything_runs(capsys, nus_workspace, tmp_path):
+    """Imported without --base (no VAE), --init exits 2; so does the pack's tiny pairing, whose CLIP
+    is 64 wide while the official image projection takes 1280 (the official code would fail on it too)."""
     ws, _ = nus_workspace
     for name in ("tiny_i2v_ref", "base_tiny"):
         shutil.copytree(PACK_VIDEO / name, tmp_path / name, ignore=shutil.ignore_patterns("*.npz"))
@@ -160,10 +224,53 @@ def test_init_from_an_imported_model_keeps_its_encoders(capsys, nus_workspace, t
              "--workspace", ws)
     r = run_cli(capsys, *train, "--init", "genie-bare", "--name", "ft-bare")
     assert r.code == 2 and len(r.err_lines) == 1 and "has no vae/" in r.err and "--base" in r.err
-    r = run_cli(capsys, *train, "--init", "genie-tiny", "--name", "ft-genie", "--json", "--quiet")
+    r = run_cli(capsys, *train, "--init", "genie-tiny", "--name", "ft-tiny")
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "image_encoder" in r.err and "[257, 64]" in r.err and "[257, 1280]" in r.err
+    assert not {"ft-bare", "ft-tiny"} & set(artifact_dirs(ws, "video-models"))
+
+
+def test_init_trains_the_released_layout_on_clip_features_and_keeps_its_encoders(capsys, monkeypatch, nus_workspace,
+                                                                                 tmp_path):
+    """A released-layout model (debug sizes, tiny umT5 + tokenizer and CLIP) continues with --init:
+    the step sees the CLIP features of the six first frames, a zero full_ref and the official empty
+    prompt by the model's umT5 (what generate samples with); the encoders and tokenizer go with the result."""
+    from transformers import AutoTokenizer
+
+    from pipelines.video.conditioning import OFFICIAL_PROMPT, encode_prompts
+    from pipelines.video.configs import get_config
+    from pipelines.video.latents import build_vae
+    from pipelines.video.loading import VideoModel, save_video_model
+    from pipelines.video.model import build_transformer
+    from tests.test_generate_official import tiny_encoders, tiny_tokenizer
+
+    ws, _ = nus_workspace
+    cfg = get_config("debug-i2v")
+    text, image = tiny_encoders()
+    released = tmp_path / "released"
+    save_video_model(VideoModel(cfg, build_transformer(cfg, 0), build_vae(cfg, 1), text, image,
+                                tiny_tokenizer(tmp_path / "tok")), released)
+    seen = []
+    real = MultiViewWanTransformer.forward
+
+    def spy(module, x, t, ctx, encoder_hidden_states_image=None, **kw):
+        seen.append((ctx.detach().clone(), encoder_hidden_states_image.detach().clone(), kw.get("full_ref")))
+        return real(module, x, t, ctx, encoder_hidden_states_image, **kw)
+
+    monkeypatch.setattr(MultiViewWanTransformer, "forward", spy)
+    r = run_cli(capsys, "finetune-video", "--dataset", "nus", "--clip-frames", "5", "--resolution", "32x64",
+                "--steps", "1", "--workspace", ws, "--init", released, "--name", "ft-genie", "--json", "--quiet")
     assert r.code == 0, r.err
+    (ctx, feats, full_ref), = seen
+    assert feats.shape == (6, cfg.transformer.image_tokens, cfg.transformer.image_dim) and feats.abs().sum() > 0
+    assert full_ref.shape == (6, cfg.vae.z_dim, 4, 8) and not full_ref.any()
+    prompt = encode_prompts(text, AutoTokenizer.from_pretrained(str(released / "tokenizer")), [OFFICIAL_PROMPT],
+                            cfg.text_len)
+    assert torch.allclose(ctx, prompt.expand(6, -1, -1), atol=1e-5)
     folder = Path(r.json()["path"])
+    assert json.loads((folder / "manifest.json").read_text())["inputs"]["prompt"] == "umt5"
     model = load_video_model(folder)
     assert model.config.transformer.model_type == "i2v" and model.config.resolution == (32, 64)
     assert model.text_encoder is not None and model.image_encoder is not None and model.vae is not None
-    assert "ft-bare" not in artifact_dirs(ws, "video-models")
+    saved, given = model.image_encoder.state_dict(), image.state_dict()
+    assert saved.keys() == given.keys() and all(torch.equal(saved[k], given[k]) for k in saved)  # frozen

@@ -173,3 +173,22 @@ def test_an_i2v_model_without_its_image_encoder_exits_2_before_work(capsys, rele
     assert r.code == 2 and len(r.err_lines) == 1
     assert f"{IMAGE_ENCODER_DIR}/" in r.err and "--base" in r.err
     assert artifact_dirs(ws, "generations") == before
+
+
+def test_an_image_encoder_of_another_width_exits_2_before_work(capsys, released, tmp_path):
+    """A CLIP whose features the transformer's image projection cannot take is named before sampling."""
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    ws, folder, model = released
+    wide = CLIPVisionModel(CLIPVisionConfig(hidden_size=CONFIG.transformer.image_dim * 2, intermediate_size=64,
+                                            num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=14))
+    other = tmp_path / "other-clip"
+    save_video_model(VideoModel(CONFIG, model.transformer, model.vae, model.text_encoder, wide, folder / "tokenizer"),
+                     other)
+    before = artifact_dirs(ws, "generations")
+    r = run_cli(capsys, "--workspace", ws, "generate", "--dataset", "nus", "--traj", "gt", "--frames", "9",
+                "--video-model", other, *RES)
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    t = CONFIG.transformer
+    assert f"[{t.image_tokens}, {2 * t.image_dim}]" in r.err and f"[{t.image_tokens}, {t.image_dim}]" in r.err
+    assert artifact_dirs(ws, "generations") == before

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderKLWan
 
+from pipelines.video.conditioning import clip_features
 from pipelines.video.configs import OptimSpec, VideoConfig
 from pipelines.video.flow import FlowBatch, flow_matching_loss
 from pipelines.video.latents import encode_video, first_frame_latents, text_context
@@ -33,20 +34,31 @@ def set_gradient_checkpointing(model: MultiViewWanTransformer, enabled: bool) ->
 
 @torch.no_grad()
 def encode_training_batch(vae: AutoencoderKLWan, videos: torch.Tensor, conditions: torch.Tensor,
-                          config: VideoConfig, prompt_embeds: torch.Tensor | None = None) -> FlowBatch:
+                          config: VideoConfig, prompt_embeds: torch.Tensor | None = None,
+                          image_encoder: torch.nn.Module | None = None) -> FlowBatch:
     """Pixel clips -> a latent FlowBatch.
 
     videos: real camera clips [B, V, N, 3, H, W] in [0, 1]; conditions: rendered semantic clips of
-    the same shape; prompt_embeds: [B, L, text_dim] or None. The first-frame latents are the clip's
-    own first frame (what rollout feeds at inference).
+    the same shape; prompt_embeds: [B, L, text_dim] or None. The reference is the clip's own first
+    frame, as the official trainer's `--control_ref_image first_frame`: its latents are the
+    first-frame latents, and for i2v configs `image_encoder` (CLIP vision) gives its features.
+    With that reference the official trainer always zeroes `full_ref` (it only carries a reference
+    taken from elsewhere in the clip), so ref_conv models get zeros there, still as a leading frame.
     """
     b, v = videos.shape[:2]
+    t = config.transformer
     device = next(vae.parameters()).device
     flat_videos = videos.flatten(0, 1).to(device)
     target = encode_video(vae, flat_videos)
     condition = encode_video(vae, conditions.flatten(0, 1).to(device))
     first = first_frame_latents(vae, flat_videos[:, 0], target)
-    return FlowBatch(target, condition, first, text_context(prompt_embeds, b, v, config, device))
+    image = None
+    if t.i2v:
+        if image_encoder is None:
+            raise ValueError(f"video config '{config.name}' (i2v) trains on CLIP features: pass its image_encoder")
+        image = clip_features(image_encoder, flat_videos[:, 0]).to(device)
+    full_ref = torch.zeros_like(first[:, :, 0]) if t.add_ref_conv else None
+    return FlowBatch(target, condition, first, text_context(prompt_embeds, b, v, config, device), image, full_ref)
 
 
 @dataclass

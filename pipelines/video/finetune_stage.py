@@ -16,6 +16,16 @@ eps, linear warm-up, gradient-norm clipping; bf16 autocast and gradient checkpoi
 Every random draw of a step (clip starts, noise, timestep, condition dropout) comes from a
 generator seeded by (seed, step, rank), so a resumed run ends identical to an uninterrupted one.
 
+What else a step feeds the transformer, as the official trainer (`train_control.py`,
+`--train_mode control_ref --control_ref_image first_frame --add_full_ref_image_in_self_attention`):
+the clip's first frame per view as the reference (its latents in the first-frame channels); for
+the released layout (i2v + ref_conv, only by --init from an imported model, which holds the CLIP
+image encoder) the CLIP features of that frame and a zero `full_ref` (the official trainer zeroes
+it whenever the reference is the first frame); condition video, first-frame latents and CLIP
+features each dropped per view with p = 0.1. The prompt is the one `generate` samples the result
+with: the official empty prompt by the --init model's umT5 when it has one with its tokenizer,
+else zero embeddings.
+
 video-models/<name>/   save_video_model's diffusers folder (video_config.json, transformer/, vae/; the
                        --init model's text_encoder/, image_encoder/, tokenizer/ when it has them)
                        + manifest.json (resolved request and config) + metrics.json;
@@ -59,11 +69,15 @@ from pipelines.video.loading import (
     VideoModel,
     build_video_model,
     check_base_config,
+    check_image_encoder_fits,
+    has_part,
+    load_encoder,
     load_base_model,
     load_video_model,
     require_vae,
     save_video_model,
 )
+from pipelines.video.generation_inputs import prompt_plan, resolve_prompts
 from pipelines.video.rollout import check_frames, check_resolution
 
 KIND = "video-model"
@@ -261,6 +275,7 @@ class Plan:
     init: Path | None = None  # a video model folder (--init)
     base: str | None = None  # a Wan2.1 folder or hub id (--base); neither: random weights
     inputs: dict = field(default_factory=dict)
+    prompt: str = "none"  # 'umt5': the official prompt by the --init model's umT5; 'none': zeros
 
 
 def find_video_model(ws: Workspace, ref: str, flag: str = "--video-model") -> Path:
@@ -287,12 +302,23 @@ def _resolve_config(ws: Workspace, req: FinetuneVideoRequest) -> tuple[VideoConf
         cfg = get_config(req.video_config or DEFAULT_CONFIG)
         if req.base:
             check_base_config(cfg, "--base")
+        elif cfg.transformer.i2v:
+            raise BadInput(f"--video-config {cfg.name}: the released layout trains on CLIP features of the first "
+                           "frames, and random weights have no CLIP image encoder; import the released weights with "
+                           "their base (gdrive import-weights --format geniedrive-video ... --base DIR) and pass "
+                           "--init NAME, or train a text-only config (--video-config debug or wan2.1-1.3b-t2v)")
         return cfg, None
     folder = find_video_model(ws, req.init, "--init")
     cfg = _read_config(folder, "--init")
-    if not (folder / VAE_DIR / "config.json").is_file():
+    if not has_part(folder, VAE_DIR):
         raise BadInput(f"--init {folder}: has no vae/ (imported without its base), and fine-tuning encodes video "
                        "with it; import the model again with --base DIR (gdrive import-weights --format geniedrive-video)")
+    if cfg.transformer.i2v and not has_part(folder, IMAGE_ENCODER_DIR):
+        raise BadInput(f"--init {folder}: an i2v model trains on CLIP features of the first frames and it has no "
+                       f"{IMAGE_ENCODER_DIR}/; import the model again with --base DIR "
+                       "(gdrive import-weights --format geniedrive-video)")
+    if cfg.transformer.i2v:
+        check_image_encoder_fits(folder, cfg, "--init")
     if req.video_config is not None and req.video_config != cfg.name:
         raise BadInput(f"--video-config {req.video_config}: the --init model is a '{cfg.name}' model; drop --video-config")
     return cfg, folder
@@ -382,9 +408,10 @@ def plan_finetune(ws: Workspace, req: FinetuneVideoRequest) -> Plan:
     else:  # a local base by absolute path, a hub id as given, None for random weights
         local = req.base is not None and Path(req.base).expanduser().is_dir()
         start = {"base": str(Path(req.base).expanduser().resolve()) if local else req.base}
-    inputs = {"dataset": ds.id, **start,
+    prompt = "none" if init is None else prompt_plan(init, None).source
+    inputs = {"dataset": ds.id, **start, "prompt": prompt,
               "clips": {"split": req.split, "stride": req.clip_stride, "scenes": [s.name for s in scenes]}}
-    return Plan(cfg, ds, scenes, frames, req.clip_stride, settings, init, req.base, inputs)
+    return Plan(cfg, ds, scenes, frames, req.clip_stride, settings, init, req.base, inputs, prompt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,20 +447,23 @@ def _start_model(plan: Plan, seed: int) -> VideoModel:
     if plan.init is not None:
         model = load_video_model(plan.init, "--init", encoders=False)  # write() copies their folders
         require_vae(model, plan.init, "--init")
-        if plan.config.transformer.i2v:
-            ui.warn("fine-tuning feeds the released layout no CLIP features (its first context tokens stand in, as "
-                    "in the official model without clip_fea) and no first-frame reference for ref_conv")
+        # the frozen CLIP gives the first frames' features (i2v); the umT5 is used once, for the prompt
+        image_encoder = load_encoder(plan.init, IMAGE_ENCODER_DIR, "--init") if plan.config.transformer.i2v else None
         # the resolved resolution / clip length / optimiser settings are what this run records
-        return VideoModel(plan.config, model.transformer, model.vae)
+        return VideoModel(plan.config, model.transformer, model.vae, image_encoder=image_encoder)
     if plan.base:
         return load_base_model(plan.base, plan.config, "--base", seed)
-    if plan.config.transformer.i2v:
-        ui.warn("no --init: training the released layout from random weights (tests, debugging); for real runs "
-                "import the released weights (gdrive import-weights --format geniedrive-video) and pass --init NAME")
-    else:
-        ui.warn("no --base or --init: training from random weights (tests, debugging); for real runs pass "
-                f"--base {plan.config.base_model or 'a Wan2.1 diffusers folder'}")
+    ui.warn("no --base or --init: training from random weights (tests, debugging); for real runs pass "
+            f"--base {plan.config.base_model or 'a Wan2.1 diffusers folder'}")
     return build_video_model(plan.config, seed)
+
+
+def training_prompt(plan: Plan, model: VideoModel, device: torch.device) -> torch.Tensor | None:
+    """[1, text_len, text_dim]: the official (empty) prompt by the --init model's umT5 when it has
+    one with its tokenizer, the prompt `generate` samples it with; else None (zero embeddings)."""
+    if plan.init is None or plan.prompt != "umt5":
+        return None
+    return resolve_prompts(prompt_plan(plan.init, None), plan.init, model, device)["prompt"]
 
 
 def _carry_frozen_parts(init: Path | None, folder: Path) -> None:
@@ -454,6 +484,8 @@ def video_stage(ws: Workspace, plan: Plan, seed: int, device: torch.device) -> t
     _render_scenes(ws, plan, device)
     info = init_distributed(device)
     vae = model.vae.to(device).eval().requires_grad_(False)
+    image_encoder = None if model.image_encoder is None else model.image_encoder.to(device).eval().requires_grad_(False)
+    prompt = training_prompt(plan, model, device)
     transformer = model.transformer
     cuda = device.type == "cuda"
     set_gradient_checkpointing(transformer, cuda)
@@ -473,7 +505,7 @@ def video_stage(ws: Workspace, plan: Plan, seed: int, device: torch.device) -> t
     def step(net: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict, index: int) -> torch.Tensor:
         gen = torch.Generator().manual_seed(_stream_seed(seed, index, info.rank))
         videos, conds = load_clips(batch["items"], gen)  # [B, V, N, 3, H, W] in [0, 1]
-        flow_batch = encode_training_batch(vae, videos, conds, cfg)
+        flow_batch = encode_training_batch(vae, videos, conds, cfg, prompt, image_encoder)
         if not hasattr(net, "config"):
             net.config = transformer.config  # DDP: the flow loss reads the wrapped model's view count
         result = finetune_step(net, opt, flow_batch, cfg, generator=gen, grad_clip=clip,

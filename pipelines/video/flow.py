@@ -53,13 +53,16 @@ class FlowBatch:
 
     target: clean latents x0 [B·V, z, F, h, w]; condition: condition-video latents [B·V, z, F, h, w];
     first: first-frame latents [B·V, z, F, h, w] (frame 0 only); context: prompt embeddings
-    [B·V, L, text_dim].
+    [B·V, L, text_dim]; image: CLIP features of each view's first frame [B·V, tokens, image_dim]
+    (i2v models, else None); full_ref: the ref_conv input [B·V, z, h, w] (add_ref_conv models).
     """
 
     target: torch.Tensor
     condition: torch.Tensor
     first: torch.Tensor
     context: torch.Tensor
+    image: torch.Tensor | None = None
+    full_ref: torch.Tensor | None = None
 
 
 def flow_matching_loss(model: MultiViewWanTransformer, batch: FlowBatch, flow: FlowSpec,
@@ -69,7 +72,9 @@ def flow_matching_loss(model: MultiViewWanTransformer, batch: FlowBatch, flow: F
 
     Elements with |pred - target| > flow.loss_clip are left out (guards against rare blow-ups).
     `generator` draws the noise, timesteps and condition dropout; `noise` [B·V, z, F, h, w] and
-    `timestep_index` [B] fix them.
+    `timestep_index` [B] fix them. As the official trainer, the condition video, the first-frame
+    latents and the CLIP features are each zeroed per view with p = flow.condition_dropout;
+    full_ref is passed as given.
     """
     x0 = batch.target
     num_views = model.config.num_views
@@ -80,8 +85,9 @@ def flow_matching_loss(model: MultiViewWanTransformer, batch: FlowBatch, flow: F
     noisy = (1.0 - s) * x0 + s * noise
     condition = drop_conditions(batch.condition, flow.condition_dropout, generator)
     first = drop_conditions(batch.first, flow.condition_dropout, generator)
+    image = None if batch.image is None else drop_conditions(batch.image, flow.condition_dropout, generator)
     pred = model(model_input(noisy, condition, first), sigma * flow.num_train_timesteps, batch.context,
-                 return_dict=False)[0]
+                 encoder_hidden_states_image=image, full_ref=batch.full_ref, return_dict=False)[0]
     err = pred.float() - (noise - x0).float()
     mask = err.abs() <= flow.loss_clip
     return (err.square() * mask).sum() / mask.sum().clamp(min=1)

@@ -412,10 +412,13 @@ def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) ->
 
         # uint8 stays uint8 (encode_video reads it as 0..255): a quarter of the memory of floats
         cond = torch.from_numpy(conditions).permute(0, 1, 4, 2, 3)
-        video = generate_video(model.transformer, model.vae, model.config, cond, plan.settings,
-                               first_frame=first, first_clip_image=clip_images, image_encoder=model.image_encoder,
-                               prompt_embeds=prompts.get("prompt"), negative_embeds=prompts.get("negative"),
-                               on_chunk=on_chunk)
+        # on CUDA the networks compute in bfloat16 as the official pipeline (weight_dtype bf16); the
+        # Euler updates stay float32 (sample_latents); on the CPU everything is float32
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            video = generate_video(model.transformer, model.vae, model.config, cond, plan.settings,
+                                   first_frame=first, first_clip_image=clip_images, image_encoder=model.image_encoder,
+                                   prompt_embeds=prompts.get("prompt"), negative_embeds=prompts.get("negative"),
+                                   on_chunk=on_chunk)
     return (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
 
 

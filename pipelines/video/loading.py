@@ -191,7 +191,7 @@ def check_base_config(config: VideoConfig, flag: str = "--base") -> None:
     t = config.transformer
     if t.i2v or t.add_ref_conv:
         raise BadInput(f"{flag}: video config '{config.name}' is the released GenieDrive layout (CLIP image "
-                       "cross-attention and ref_conv), which a Wan2.1 base lacks and fine-tuning does not train; "
+                       "cross-attention and ref_conv), which a Wan2.1 base lacks; "
                        "fine-tune a T2V base with --video-config wan2.1-1.3b-t2v, or import the released weights "
                        "(gdrive import-weights --format geniedrive-video) and continue them with --init NAME")
 
@@ -306,6 +306,23 @@ def load_encoder(folder: Path, sub: str, flag: str = "--video-model") -> torch.n
 def has_part(folder: Path, sub: str) -> bool:
     """Whether a video-model folder holds the part `sub` (vae/, text_encoder/, image_encoder/)."""
     return (Path(folder) / sub / "config.json").is_file()
+
+
+def check_image_encoder_fits(folder: Path, config: VideoConfig, flag: str = "--video-model") -> None:
+    """BadInput when the folder's image_encoder/ (CLIP vision, from its config.json, no weights
+    read) gives features the i2v transformer does not take: width image_dim, image_tokens tokens."""
+    path = Path(folder) / IMAGE_ENCODER_DIR / "config.json"
+    try:
+        clip = json.loads(path.read_text())
+        width, tokens = int(clip["hidden_size"]), (int(clip["image_size"]) // int(clip["patch_size"])) ** 2 + 1
+    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError) as exc:
+        raise BadInput(f"{flag} {path}: not a CLIP vision config ({type(exc).__name__}); import the model again "
+                       "with its base (gdrive import-weights --format geniedrive-video ... --base DIR)") from None
+    t = config.transformer
+    if (tokens, width) != (t.image_tokens, t.image_dim):
+        raise BadInput(f"{flag} {path}: the image encoder gives [{tokens}, {width}] features and the transformer "
+                       f"takes [{t.image_tokens}, {t.image_dim}]; they are not one model: import the transformer "
+                       "with the base it was trained with")
 
 
 def load_video_model(folder: Path, flag: str = "--video-model", encoders: bool = True) -> VideoModel:

@@ -31,17 +31,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.data.cache import open_cache  # noqa: E402
-from pipelines.data.dataset import OccDataset  # noqa: E402
-from pipelines.data.occ3d import CLASS_NAMES  # noqa: E402
-from pipelines.data.windows import ForecastWindows  # noqa: E402
-from pipelines.geometry import matrix_to_quat  # noqa: E402
-from pipelines.store.atomic import write_text_atomic  # noqa: E402
+from geniedrive.pipelines.data.cache import open_cache  # noqa: E402
+from geniedrive.pipelines.data.dataset import OccDataset  # noqa: E402
+from geniedrive.pipelines.data.occ3d import CLASS_NAMES  # noqa: E402
+from geniedrive.pipelines.data.windows import ForecastWindows  # noqa: E402
+from geniedrive.pipelines.geometry import matrix_to_quat  # noqa: E402
+from geniedrive.pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 
 def gdrive(ws: Path, *args: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "geniedrive_cli.app", "--workspace", str(ws), "--quiet", *args],
+    subprocess.run([sys.executable, "-m", "geniedrive.cli.app", "--workspace", str(ws), "--quiet", *args],
                    check=True, cwd=REPO)
     return time.perf_counter() - t0
 

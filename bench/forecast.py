@@ -23,9 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipelines.occworld.configs import get_config  # noqa: E402
-from pipelines.occworld.world_model import WorldModel, initial_history, rollout  # noqa: E402
-from pipelines.store.atomic import write_text_atomic  # noqa: E402
+from geniedrive.pipelines.occworld.configs import get_config  # noqa: E402
+from geniedrive.pipelines.occworld.world_model import WorldModel, initial_history, rollout  # noqa: E402
+from geniedrive.pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 OFFICIAL_FPS = 41.0
 

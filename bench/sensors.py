@@ -41,13 +41,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE  # noqa: E402
-from pipelines.data.rig import Camera, Lidar, default_rig  # noqa: E402
-from pipelines.data.synthetic.generate import SyntheticConfig, generate_scene  # noqa: E402
-from pipelines.sensors.camera import render_cameras  # noqa: E402
-from pipelines.sensors.lidar import lidar_sweep  # noqa: E402
-from pipelines.sensors.raycast import cast_rays, lidar_rays  # noqa: E402
-from pipelines.store.atomic import write_text_atomic  # noqa: E402
+from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE  # noqa: E402
+from geniedrive.pipelines.data.rig import Camera, Lidar, default_rig  # noqa: E402
+from geniedrive.pipelines.data.synthetic.generate import SyntheticConfig, generate_scene  # noqa: E402
+from geniedrive.pipelines.sensors.camera import render_cameras  # noqa: E402
+from geniedrive.pipelines.sensors.lidar import lidar_sweep  # noqa: E402
+from geniedrive.pipelines.sensors.raycast import cast_rays, lidar_rays  # noqa: E402
+from geniedrive.pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 WIDTH, HEIGHT = 512, 256
 GOALS = {"camera": {"fps": 10.0, "ratio": 3.0, "agreement": 0.995},
@@ -190,7 +190,7 @@ def _sweep_hits(lidar: Lidar) -> Callable[[np.ndarray], np.ndarray]:
 def ours_lidar_fn(lidar: Lidar) -> tuple[Callable[[np.ndarray], object], Callable[[np.ndarray], np.ndarray], str]:
     """(timed call, hit voxel ids [R] of one frame for that call, what is timed)."""
     return ((lambda sem: lidar_sweep(sem, lidar)), _sweep_hits(lidar),
-            "pipelines.sensors.lidar.lidar_sweep(semantics, rig.lidar): DDA + points, labels, intensity; "
+            "geniedrive.pipelines.sensors.lidar.lidar_sweep(semantics, rig.lidar): DDA + points, labels, intensity; "
             "hit voxels checked equal to cast_rays' (rays, labels, ranges)")
 
 

@@ -42,10 +42,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.store.atomic import write_text_atomic  # noqa: E402
-from pipelines.video.configs import VideoConfig, get_config  # noqa: E402
-from pipelines.video.loading import build_video_model  # noqa: E402
-from pipelines.video.rollout import GenerationSettings, generate_video  # noqa: E402
+from geniedrive.pipelines.store.atomic import write_text_atomic  # noqa: E402
+from geniedrive.pipelines.video.configs import VideoConfig, get_config  # noqa: E402
+from geniedrive.pipelines.video.loading import build_video_model  # noqa: E402
+from geniedrive.pipelines.video.rollout import GenerationSettings, generate_video  # noqa: E402
 
 OFFICIAL = {"s_per_frame": 4.36, "peak_memory_gb": 11.72}
 PROTOCOL_STEPS = 50
@@ -69,7 +69,7 @@ def peak_memory_gb(device: torch.device) -> float:
 def measure(cfg: VideoConfig, device: torch.device, dtype: torch.dtype, steps: list[int], frames: int | None = None,
             repeats: int = REPEATS, warm_up: bool = True) -> dict:
     """Time `generate_video` for one chunk of `frames` (default cfg.sampling.chunk_frames) at each step count."""
-    from pipelines.video.official_base import clip_vision_config
+    from geniedrive.pipelines.video.official_base import clip_vision_config
     from transformers import CLIPVisionModel
 
     frames = frames or cfg.sampling.chunk_frames

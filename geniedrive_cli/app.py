@@ -22,10 +22,10 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from geniedrive_cli import edit, evaluate, finetune_video, forecast, generate, import_weights, model_info, options, prepare_occ, render, train_forecaster, train_vae
-from pipelines import __version__
-from pipelines.console import ui
-from pipelines.errors import GdriveError
+from . import edit, evaluate, finetune_video, forecast, generate, import_weights, model_info, options, prepare_occ, render, train_forecaster, train_vae
+from ..pipelines import __version__
+from ..pipelines.console import ui
+from ..pipelines.errors import GdriveError
 
 COMMANDS: dict[str, Callable[..., None]] = {
     "prepare-occ": prepare_occ.command,

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from pipelines.errors import BadInput
-from pipelines.limits import read_text_file
+from ..pipelines.errors import BadInput
+from ..pipelines.limits import read_text_file
 
 
 def option_types(request_cls: type) -> dict[str, Any]:

@@ -6,10 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.edit import EditRequest, list_instances, run_edit
-from pipelines.edit.instances import format_rows
-from pipelines.store import Workspace
+from .options import emit, state
+from ..pipelines.store import Workspace
 
 
 def command(
@@ -40,6 +38,10 @@ def command(
 
     Example: gdrive edit --dataset demo --scene scene-0000 --remove car_12 --insert truck --at 15,3.5,0
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.edit import EditRequest, list_instances, run_edit
+    from ..pipelines.edit.instances import format_rows
+
     ws = Workspace.at(state.workspace)
     if list_:
         out = list_instances(ws, dataset, scene)

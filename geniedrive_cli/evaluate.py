@@ -8,16 +8,12 @@ from typing import Annotated, NoReturn, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.console import ui
-from pipelines.errors import BadInput
-from pipelines.occworld.evaluate import HORIZONS
-from pipelines.occworld.evaluate_counterfactual import counterfactual_rows
-from pipelines.occworld.evaluate_occ import EvaluateOccRequest, report_rows, run_evaluate_occ
-from pipelines.store import Workspace
-from pipelines.store.atomic import write_text_atomic
-from pipelines.video.i3d import FVD_CLIP_FRAMES
-from pipelines.video.metrics import VideoEvalRequest, report_rows as video_rows, run_evaluate_video
+from .options import emit, state
+from ..pipelines.console import ui
+from ..pipelines.errors import BadInput
+from ..pipelines.limits import FVD_CLIP_FRAMES
+from ..pipelines.store import Workspace
+from ..pipelines.store.atomic import write_text_atomic
 
 TARGETS = ("occ", "video")
 
@@ -67,6 +63,8 @@ def command(
     if out is not None and not Path(out).parent.is_dir():
         raise BadInput(f"--out {out}: folder {Path(out).parent} does not exist; create it or pick another path")
     if target == "video":
+        from ..pipelines.video.metrics import VideoEvalRequest
+
         _evaluate_video(VideoEvalRequest(
             Path(real) if real is not None else _required("--real", "the folder of real videos"),
             Path(generated) if generated is not None else _required("--generated", "the folder of generated videos"),
@@ -74,6 +72,10 @@ def command(
             tuple(m.strip() for m in metrics.split(",") if m.strip()), clip_frames, all_clips, frame_stride, unpaired,
             batch_size, state.device), out)
         return
+    # the pipelines are imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.occworld.evaluate_counterfactual import counterfactual_rows
+    from ..pipelines.occworld.evaluate_occ import EvaluateOccRequest, run_evaluate_occ
+
     res = run_evaluate_occ(Workspace.at(state.workspace), EvaluateOccRequest(dataset, model, split, max_windows, adherence,
                                                                              state.device, counterfactual, max_routes))
     if counterfactual:
@@ -89,6 +91,9 @@ def command(
 
 
 def _logged_tables(res: dict) -> None:
+    from ..pipelines.occworld.evaluate import HORIZONS
+    from ..pipelines.occworld.evaluate_occ import report_rows
+
     ui.table(f"occupancy forecasting, {res['windows']} windows, protocol {res['protocol']['name']} (mIoU drop-zero / unseen-one, IoU)",
              ["horizon", "method", "mIoU drop_zero", "mIoU unseen_one", "IoU"], report_rows(res))
     if "adherence" in res:
@@ -102,7 +107,9 @@ def _required(flag: str, what: str) -> NoReturn:
     raise BadInput(f"{flag}: missing; 'evaluate video' needs {what} ({flag} DIR)")
 
 
-def _evaluate_video(req: VideoEvalRequest, out: Optional[str]) -> None:
+def _evaluate_video(req, out: Optional[str]) -> None:
+    from ..pipelines.video.metrics import report_rows as video_rows, run_evaluate_video
+
     res = run_evaluate_video(req)
     ui.table(f"video metrics, generated vs real ({res['real']['videos']} / {res['generated']['videos']} videos, views pooled; lower is better)",
              ["metric", "value", "real", "generated", "features"], video_rows(res))

@@ -6,8 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, run_training_command
-from pipelines.video.finetune_stage import FinetuneVideoRequest, run_finetune_video
+from .training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, run_training_command
 
 
 def command(
@@ -34,10 +33,13 @@ def command(
     """Fine-tune the multi-view video model: conditions from `gdrive render` of each training scene
     (made or reused here), targets from the dataset's camera images (nuScenes samples/ and sweeps/).
     Flow matching, AdamW, bf16 and gradient checkpointing on CUDA; resumable checkpoints. Many GPUs:
-    torchrun --nproc_per_node N -m geniedrive_cli.app finetune-video ...
+    torchrun --nproc_per_node N -m geniedrive.cli.app finetune-video ...
 
     Example: gdrive finetune-video --dataset nuscenes-trainval --base Wan-AI/Wan2.1-T2V-1.3B-Diffusers --steps 20000 --name video-nus
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.video.finetune_stage import FinetuneVideoRequest, run_finetune_video
+
     flags = dict(dataset=dataset, video_config=video_config, base=base, init=init, name=name, steps=steps,
                  batch_size=batch_size, lr=lr, warmup=warmup, grad_clip=grad_clip, clip_frames=clip_frames,
                  clip_stride=clip_stride, resolution=resolution, split=split, ckpt_every=ckpt_every, ema=ema,

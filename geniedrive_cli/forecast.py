@@ -6,10 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.console import ui
-from pipelines.occworld.forecast import ForecastRequest, run_forecast
-from pipelines.store import Workspace
+from .options import emit, state
+from ..pipelines.console import ui
+from ..pipelines.store import Workspace
 
 
 def command(
@@ -30,6 +29,9 @@ def command(
 
     Example: gdrive forecast --scene scene-0000 --traj turn_left
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.occworld.forecast import ForecastRequest, run_forecast
+
     req = ForecastRequest(scene=scene, traj=traj, dataset=dataset, model=model, frame=frame, horizon=horizon,
                           speed=speed, name=name, previews=previews, adherence=adherence, device=state.device, force=force,
                           world=world)

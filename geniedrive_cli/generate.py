@@ -6,10 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.console import ui
-from pipelines.store import Workspace
-from pipelines.video.generate import DEFAULT_FRAMES, GenerateRequest, run_generate
+from .options import emit, state
+from ..pipelines.console import ui
+from ..pipelines.limits import DEFAULT_VIDEO_FRAMES as DEFAULT_FRAMES
+from ..pipelines.store import Workspace
 
 CONDITIONS_NOTE = "no --video-model: wrote the condition video (colourised semantics shaded by depth)"
 
@@ -39,6 +39,9 @@ def command(
 
     Example: gdrive generate --scene scene-0000 --traj turn_left --frames 241 --video-model video-nus
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.video.generate import GenerateRequest, run_generate
+
     req = GenerateRequest(dataset=dataset, scene=scene, traj=traj, speed=speed, model=model, frames=frames,
                           video_model=video_model, resolution=resolution, steps=steps, guidance=guidance,
                           chunk_frames=chunk_frames, prompt_embeds=prompt_embeds, seed=state.seed, name=name,

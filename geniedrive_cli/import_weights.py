@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.import_weights import ImportRequest, formats_help, run_import_weights
-from pipelines.store import Workspace
+from .options import emit, state
+from ..pipelines.import_weights import ImportRequest, formats_help, run_import_weights
+from ..pipelines.store import Workspace
 
 
 def command(

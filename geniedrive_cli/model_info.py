@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from geniedrive_cli.options import emit
-from pipelines.console import ui
-from pipelines.occworld.configs import CONFIGS, get_config
+from .options import emit
+from ..pipelines.console import ui
+from ..pipelines.occworld.configs import CONFIGS, get_config
 
 
 def command(
@@ -18,7 +18,7 @@ def command(
 
     Example: gdrive model-info --model-config paper
     """
-    from pipelines.occworld.params import parameter_report
+    from ..pipelines.occworld.params import parameter_report
 
     cfg = get_config(model_config)
     report = parameter_report(cfg)

@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_SEED
-from pipelines.store.artifacts import json_safe
+from ..pipelines.errors import BadInput
+from ..pipelines.limits import MAX_SEED
+from ..pipelines.store.artifacts import json_safe
 
 
 @dataclasses.dataclass

@@ -6,12 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.config_file import load_recipe, merge, option_types
-from geniedrive_cli.options import emit, state
-from pipelines.console import ui
-from pipelines.data.occ3d import CLASS_NAMES
-from pipelines.data.prepare import PrepareRequest, prepare_occ
-from pipelines.store import Workspace
+from .config_file import load_recipe, merge, option_types
+from .options import emit, state
+from ..pipelines.console import ui
+from ..pipelines.store import Workspace
 
 DEFAULTS = {
     "source": "synthetic", "name": None, "scenes": None, "frames": 40, "dataroot": None,
@@ -37,6 +35,10 @@ def command(
 
     Example: gdrive prepare-occ --source synthetic --scenes 4 --frames 40 --seed 0 --name demo
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.data.occ3d import CLASS_NAMES
+    from ..pipelines.data.prepare import PrepareRequest, prepare_occ
+
     flags = dict(source=source, name=name, scenes=scenes, frames=frames, dataroot=dataroot, version=version,
                  occ_root=occ_root, previews=previews, workers=workers, force=force or None, seed=state.seed)
     types = option_types(PrepareRequest)

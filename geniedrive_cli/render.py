@@ -6,9 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.options import emit, state
-from pipelines.sensors.render import RenderRequest, run_render
-from pipelines.store import Workspace
+from .options import emit, state
+from ..pipelines.store import Workspace
 
 
 def command(
@@ -30,6 +29,9 @@ def command(
 
     Example: gdrive render --dataset demo --scene scene-0000 --resolution 256x512 --fps 12
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.sensors.render import RenderRequest, run_render
+
     req = RenderRequest(dataset=dataset, scene=scene, occ=occ, rig=rig, cameras=cameras, resolution=resolution,
                         lidar=lidar, fps=fps, repeat=repeat, frames=frames, name=name, previews=previews,
                         device=state.device, force=force)

@@ -6,8 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
-from pipelines.occworld.train_forecaster import TrainForecasterRequest, run_train_forecaster
+from .training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
 
 
 def command(
@@ -31,10 +30,13 @@ def command(
     config: Recipe = None,
     force: Force = False,
 ) -> None:
-    """Train the forecaster with scheduled sampling. Many GPUs: torchrun --nproc_per_node N -m geniedrive_cli.app train-forecaster ...
+    """Train the forecaster with scheduled sampling. Many GPUs: torchrun --nproc_per_node N -m geniedrive.cli.app train-forecaster ...
 
     Example: gdrive train-forecaster --stage predict --dataset demo --init vae-small --steps 2000 --name wm-small
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.occworld.train_forecaster import TrainForecasterRequest, run_train_forecaster
+
     flags = dict(stage=stage, dataset=dataset, init=init, name=name, steps=steps, batch_size=batch_size, lr=lr,
                  weight_decay=weight_decay, grad_clip=grad_clip, warmup=warmup, motion_prior=motion_prior, future=future,
                  val_every=val_every,

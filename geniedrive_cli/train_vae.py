@@ -6,8 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from geniedrive_cli.training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
-from pipelines.occworld.train_vae import TrainVAERequest, run_train_vae
+from .training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
 
 
 def command(
@@ -24,10 +23,13 @@ def command(
     config: Recipe = None,
     force: Force = False,
 ) -> None:
-    """Train the tri-plane VAE (CE + Lovász + KL). Many GPUs: torchrun --nproc_per_node N -m geniedrive_cli.app train-vae ...
+    """Train the tri-plane VAE (CE + Lovász + KL). Many GPUs: torchrun --nproc_per_node N -m geniedrive.cli.app train-vae ...
 
     Example: gdrive train-vae --dataset demo --model-config small --steps 2000 --name vae-small
     """
+    # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
+    from ..pipelines.occworld.train_vae import TrainVAERequest, run_train_vae
+
     flags = dict(dataset=dataset, model_config=model_config, name=name, steps=steps, batch_size=batch_size, lr=lr,
                  val_every=val_every, ckpt_every=ckpt_every, ema=ema, resume=resume, force=force)
     run_training_command("train-vae", TrainVAERequest, run_train_vae, flags, config)

@@ -8,10 +8,10 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from geniedrive_cli.config_file import load_recipe, merge, option_types
-from geniedrive_cli.options import emit, state
-from pipelines.console import ui
-from pipelines.store import Workspace
+from .config_file import load_recipe, merge, option_types
+from .options import emit, state
+from ..pipelines.console import ui
+from ..pipelines.store import Workspace
 
 Dataset = Annotated[Optional[str], typer.Option(help="Dataset name, id or 'latest'.")]
 Name = Annotated[Optional[str], typer.Option(help="Model name in the workspace.")]

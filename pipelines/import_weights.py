@@ -18,7 +18,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import BadInput
+from .errors import BadInput
 
 
 @dataclass(frozen=True)
@@ -32,12 +32,12 @@ FORMATS: dict[str, Format] = {
     "geniedrive-occ": Format(
         "the GenieDrive occupancy world model (--checkpoint genie_occ.pth or stage2_init_ckpt.pth, "
         "optional --vae vae_d64_210.pth)",
-        ("checkpoint", "vae"), "pipelines.occworld.import_weights"),
+        ("checkpoint", "vae"), ".occworld.import_weights"),
     "geniedrive-video": Format(
         "the GenieDrive multi-view video model (--transformer diffusion_pytorch_model.safetensors --config "
         "config.json of occ_render, optional --base: the Wan2.1 base folder with Wan2.1_VAE.pth and the "
         "umT5 / CLIP files)",
-        ("transformer", "config", "base"), "pipelines.video.import_weights"),
+        ("transformer", "config", "base"), ".video.import_weights"),
 }
 
 
@@ -88,4 +88,4 @@ def run_import_weights(ws, req: ImportRequest) -> dict:
         flag = "--" + stray[0].replace("_", "-")
         raise BadInput(f"{flag}: not used by --format {req.format}, which takes "
                        f"{', '.join('--' + f for f in spec.flags)}; drop it or choose the format it belongs to")
-    return importlib.import_module(spec.module).run_import(ws, req)
+    return importlib.import_module(spec.module, __package__).run_import(ws, req)

@@ -20,7 +20,7 @@ import math
 import os
 from pathlib import Path
 
-from pipelines.errors import BadInput
+from .errors import BadInput
 
 MAX_SEED = 2**32 - 1
 MAX_SPEED = 60.0  # m/s, 216 km/h
@@ -30,6 +30,8 @@ MAX_SYNTHETIC_FRAMES = 600  # keyframes per synthetic scene (5 minutes; ~2 GB pe
 MAX_SCENE_FRAMES = 1200  # keyframes of one occ-folder scene (10 minutes, ~4 GB while it is built)
 MAX_FPS = 120.0  # render rate (and repeats per keyframe)
 MAX_VIDEO_FRAMES = MAX_HORIZON * 6 + 1  # 3601: 12 fps frames covering the longest forecast
+DEFAULT_VIDEO_FRAMES = 241  # `generate`: 20 s, three 81-frame rollout rounds
+FVD_CLIP_FRAMES = 16  # frames per FVD clip (StyleGAN-V's protocol)
 MAX_TEXT_FILE = 64 * 2**20
 MEMORY_SHARE = 0.8  # of the memory available now that one run may plan to use
 

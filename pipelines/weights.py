@@ -16,7 +16,7 @@ from typing import Mapping
 
 import torch
 
-from pipelines.errors import BadInput
+from .errors import BadInput
 
 
 def check_fit(state: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor], where: str,

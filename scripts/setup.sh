@@ -23,6 +23,9 @@ PY=${PYTHON:-python3}
 # torch first and pinned: a bare 'torch' requirement pulls the newest CUDA build (GBs). On a GPU
 # machine, install the torch build you want into .venv before running this script.
 .venv/bin/python -c "import torch" 2>/dev/null || .venv/bin/python -m pip install -q "torch==2.13.0"
+# the distribution is `geniedrive`; a .venv from before holds it as `gdrive`, whose editable finder
+# would shadow the new layout
+.venv/bin/python -m pip uninstall -q -y gdrive >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[test]"
-.venv/bin/python -c "import open3d, nuscenes, pipelines, geniedrive_cli" >/dev/null
+.venv/bin/python -c "import open3d, nuscenes, geniedrive.pipelines, geniedrive.cli" >/dev/null
 echo "setup: ready (.venv/bin/gdrive)" >&2

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.occ3d import GRID_SHAPE
-from pipelines.geometry import matrix_to_quat, planar_pose
+from geniedrive.pipelines.data.occ3d import GRID_SHAPE
+from geniedrive.pipelines.geometry import matrix_to_quat, planar_pose
 
 REPO = Path(__file__).resolve().parents[1]
-GDRIVE = [sys.executable, "-m", "geniedrive_cli.app"]
+GDRIVE = [sys.executable, "-m", "geniedrive.cli.app"]
 
 
 @dataclass
@@ -35,7 +35,7 @@ class Result:
 
 def run_cli(capsys, *args: str) -> Result:
     """Run `gdrive args...` in this process (fast) and capture its output."""
-    from geniedrive_cli.app import main
+    from geniedrive.cli.app import main
 
     capsys.readouterr()
     code = main([str(a) for a in args])

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from pyquaternion import Quaternion
 
-from pipelines.data import rig as rig_mod
+from geniedrive.pipelines.data import rig as rig_mod
 
 GRID = (200, 200, 16)
 VOXEL = 0.4

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.rig import default_rig
-from pipelines.sensors.camera import RING_ORDER, colorize, render_cameras, ring_grid
-from pipelines.sensors.raycast import cast_rays
+from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from geniedrive.pipelines.data.rig import default_rig
+from geniedrive.pipelines.sensors.camera import RING_ORDER, colorize, render_cameras, ring_grid
+from geniedrive.pipelines.sensors.raycast import cast_rays
 
 W, H = 256, 128
 
@@ -153,7 +153,7 @@ def test_agrees_with_the_numba_ray_caster():
 
 
 def test_occlusion_culling_and_chunking_do_not_change_the_result(monkeypatch):
-    import pipelines.sensors.camera as camera
+    import geniedrive.pipelines.sensors.camera as camera
 
     pairs = []
     splat = camera._splat_chunk

@@ -1,9 +1,13 @@
 """The command line: the command table, global options, exit codes and one-line errors."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-from geniedrive_cli.app import COMMANDS
+import pytest
+
+from geniedrive.cli.app import COMMANDS
 from tests.helpers import REPO, run_cli, write_occ_folder
 
 
@@ -28,7 +32,7 @@ def test_every_command_help_has_an_example(capsys):
 
 
 def test_import_weights_help_lists_every_format(capsys):
-    from pipelines.import_weights import FORMATS
+    from geniedrive.pipelines.import_weights import FORMATS
 
     r = run_cli(capsys, "import-weights", "--help")
     assert r.code == 0
@@ -69,7 +73,7 @@ def test_global_options_work_after_the_command(capsys, tmp_path):
 
 
 def test_internal_errors_are_exit_1_one_line(capsys, monkeypatch):
-    import pipelines.data.prepare as prep
+    import geniedrive.pipelines.data.prepare as prep
 
     def boom(*a, **k):
         raise RuntimeError("disk on fire")
@@ -90,3 +94,19 @@ def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
     assert "gdrive" in cmds[0] and "pytest" in cmds[1]
     ci = (REPO / ".ci" / "run").read_text()
     assert cmds[1] in ci
+
+
+HEAVY = ("torch", "numpy", "diffusers", "transformers", "open3d", "nuscenes", "scipy", "numba", "imageio")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["forecast", "--help"], ["generate", "--help"],
+                                  ["evaluate", "--help"], ["finetune-video", "--help"]])
+def test_help_and_version_import_no_heavy_library(args):
+    """`gdrive --help`, `--version` and every command's help stay fast: the pipelines (torch,
+    diffusers, open3d, nuscenes-devkit, ...) are imported when a command runs, not before."""
+    code = ("import sys\nfrom geniedrive.cli.app import main\ncode = main(sys.argv[1:])\n"
+            f"loaded = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
+            "print('LOADED', ','.join(loaded))\nsys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "LOADED", proc.stdout[-300:]

@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import load_labels
-from pipelines.metrics.occupancy import confusion_matrix, summarise
-from pipelines.occworld.evaluate_counterfactual import CF_HORIZONS, CF_STEPS, METHODS
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.occ3d import load_labels
+from geniedrive.pipelines.metrics.occupancy import confusion_matrix, summarise
+from geniedrive.pipelines.occworld.evaluate_counterfactual import CF_HORIZONS, CF_STEPS, METHODS
 from tests.helpers import run_cli, write_occ_folder
 
 

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.cache import cache_is_built, open_cache
-from pipelines.data.controls import COMMAND_INDEX, command_one_hot, commands, step_controls
-from pipelines.data.dataset import OccDataset
-from pipelines.data.windows import ForecastWindows
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
+from geniedrive.pipelines.data.cache import cache_is_built, open_cache
+from geniedrive.pipelines.data.controls import COMMAND_INDEX, command_one_hot, commands, step_controls
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.windows import ForecastWindows
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.geometry import planar_pose
 from tests.helpers import run_cli, write_occ_folder
 
 US = 500_000

@@ -16,17 +16,17 @@ import json
 import numpy as np
 import pytest
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, VOXEL_SIZE, voxel_centres
-from pipelines.data.prepare import write_scene
-from pipelines.data.rig import default_rig
-from pipelines.data.scene import Instance, SceneData, SceneMeta
-from pipelines.data.synthetic.voxelise import boxes_in_ego, paint_boxes
-from pipelines.edit.ground import restore
-from pipelines.edit.placement import to_local
-from pipelines.geometry import planar_pose
-from pipelines.sensors.raycast import visibility_masks
-from pipelines.store import Workspace, publish
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, VOXEL_SIZE, voxel_centres
+from geniedrive.pipelines.data.prepare import write_scene
+from geniedrive.pipelines.data.rig import default_rig
+from geniedrive.pipelines.data.scene import Instance, SceneData, SceneMeta
+from geniedrive.pipelines.data.synthetic.voxelise import boxes_in_ego, paint_boxes
+from geniedrive.pipelines.edit.ground import restore
+from geniedrive.pipelines.edit.placement import to_local
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.sensors.raycast import visibility_masks
+from geniedrive.pipelines.store import Workspace, publish
 from tests.helpers import artifact_dirs, run_cli
 
 T = 4
@@ -345,7 +345,7 @@ def test_nuscenes_datasets_use_the_same_names_and_edit_alike(capsys, tmp_path):
 
 
 def test_grids_without_a_table_get_names_from_the_grids(scene_data):
-    from pipelines.edit.instances import derive_table
+    from geniedrive.pipelines.edit.instances import derive_table
 
     table = derive_table(scene_data.semantics, scene_data.instances, scene_data.meta.ego_to_global)
     assert [(n, i.id, i.frames) for n, i in table.items()] == [

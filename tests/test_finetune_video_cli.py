@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from geniedrive_cli.app import main
-from pipelines.video.finetune_stage import CameraTrack, clip_start
-from pipelines.video.loading import load_video_model
-from pipelines.video.model import MultiViewWanTransformer
+from geniedrive.cli.app import main
+from geniedrive.pipelines.video.finetune_stage import CameraTrack, clip_start
+from geniedrive.pipelines.video.loading import load_video_model
+from geniedrive.pipelines.video.model import MultiViewWanTransformer
 from tests.helpers import REPO, artifact_dirs, run_cli
 from tests.nuscenes_fixture import build_nuscenes_folder
 
@@ -138,12 +138,12 @@ def test_i2v_training_batch_feeds_first_frame_clip_features_and_a_zero_full_ref(
     first frame, zeroed per view with p = 0.1 like the condition and first-frame latents; full_ref
     zeros (the official trainer keeps it only for a reference from elsewhere in the clip); the
     loss trains the CLIP cross-attention."""
-    from pipelines.video.conditioning import clip_features
-    from pipelines.video.configs import get_config
-    from pipelines.video.finetune import encode_training_batch
-    from pipelines.video.flow import flow_matching_loss
-    from pipelines.video.latents import build_vae, encode_video
-    from pipelines.video.model import MultiViewWanTransformer, build_transformer
+    from geniedrive.pipelines.video.conditioning import clip_features
+    from geniedrive.pipelines.video.configs import get_config
+    from geniedrive.pipelines.video.finetune import encode_training_batch
+    from geniedrive.pipelines.video.flow import flow_matching_loss
+    from geniedrive.pipelines.video.latents import build_vae, encode_video
+    from geniedrive.pipelines.video.model import MultiViewWanTransformer, build_transformer
     from tests.test_generate_official import tiny_encoders
 
     cfg = get_config("debug-i2v")
@@ -237,11 +237,11 @@ def test_init_trains_the_released_layout_on_clip_features_and_keeps_its_encoders
     prompt by the model's umT5 (what generate samples with); the encoders and tokenizer go with the result."""
     from transformers import AutoTokenizer
 
-    from pipelines.video.conditioning import OFFICIAL_PROMPT, encode_prompts
-    from pipelines.video.configs import get_config
-    from pipelines.video.latents import build_vae
-    from pipelines.video.loading import VideoModel, save_video_model
-    from pipelines.video.model import build_transformer
+    from geniedrive.pipelines.video.conditioning import OFFICIAL_PROMPT, encode_prompts
+    from geniedrive.pipelines.video.configs import get_config
+    from geniedrive.pipelines.video.latents import build_vae
+    from geniedrive.pipelines.video.loading import VideoModel, save_video_model
+    from geniedrive.pipelines.video.model import build_transformer
     from tests.test_generate_official import tiny_encoders, tiny_tokenizer
 
     ws, _ = nus_workspace

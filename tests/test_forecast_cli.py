@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.occ3d import FREE, load_labels
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
-from pipelines.occworld.trajectories import NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints
+from geniedrive.pipelines.data.occ3d import FREE, load_labels
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
+from geniedrive.pipelines.occworld.trajectories import NAMED, commands_of, from_waypoints, named, poses_of, read_waypoints
 from tests.helpers import REPO, run_cli, write_occ_folder
 
 
@@ -53,7 +53,7 @@ def test_train_forecaster_publishes_both_parts_and_e2e_continues(capsys, trained
 
 def test_two_process_cpu_ddp_predict_stage_with_the_warp_prior(capsys, trained):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
-           "-m", "geniedrive_cli.app", "--workspace", str(trained), "--device", "cpu", "train-forecaster", "--stage",
+           "-m", "geniedrive.cli.app", "--workspace", str(trained), "--device", "cpu", "train-forecaster", "--stage",
            "predict", "--dataset", "w", "--init", "v", "--steps", "2", "--motion-prior", "warp", "--name", "ddp",
            "--val-windows", "1", "--json"]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

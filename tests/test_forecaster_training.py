@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.cache import open_cache
-from pipelines.data.dataset import OccDataset
-from pipelines.occworld.configs import CONFIGS
-from pipelines.occworld.distributed import DistInfo
-from pipelines.occworld.forecast_stage import forecaster_stage
-from pipelines.occworld.forecaster import quat_to_rotmat
-from pipelines.occworld.trainer import TrainSettings, train
-from pipelines.occworld.world_model import (WorldModel, initial_history, motion_features, rotmat_to_quat,
+from geniedrive.pipelines.data.cache import open_cache
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.occworld.configs import CONFIGS
+from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.occworld.forecast_stage import forecaster_stage
+from geniedrive.pipelines.occworld.forecaster import quat_to_rotmat
+from geniedrive.pipelines.occworld.trainer import TrainSettings, train
+from geniedrive.pipelines.occworld.world_model import (WorldModel, initial_history, motion_features, rotmat_to_quat,
                                             teacher_probability)
-from pipelines.geometry import planar_pose
+from geniedrive.pipelines.geometry import planar_pose
 from tests.helpers import run_cli, write_occ_folder
 
 CPU = torch.device("cpu")
@@ -79,15 +79,15 @@ def test_scheduled_sampling_probability():
 
 
 def test_horizon_curriculum_grows_from_the_official_six_to_future_over_half_the_run():
-    from pipelines.occworld.forecast_stage import horizon_at
-    from pipelines.occworld.losses import BETA, step_weights
+    from geniedrive.pipelines.occworld.forecast_stage import horizon_at
+    from geniedrive.pipelines.occworld.losses import BETA, step_weights
     assert [horizon_at(s, 100, 4) for s in (0, 50, 99)] == [4, 4, 4]  # at or below 6: fixed
     assert [horizon_at(s, 100, 12) for s in (0, 9, 25, 49, 50, 99)] == [6, 7, 9, 11, 12, 12]
     assert step_weights(6) == BETA[:6] and step_weights(10) == BETA + (BETA[-1],) * 2
 
 
 def test_predict_stage_rolls_out_the_curriculum_horizon(cache, monkeypatch):
-    import pipelines.occworld.forecast_stage as fs
+    import geniedrive.pipelines.occworld.forecast_stage as fs
     seen = []
     real = fs.rollout
     monkeypatch.setattr(fs, "rollout", lambda *a, **k: seen.append(a[3].shape[1]) or real(*a, **k))

@@ -16,9 +16,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import pipelines.occworld.forecast as forecast_module
-from pipelines.data.occ3d import FREE
-from pipelines.sensors.camera import CameraRender, colorize
+import geniedrive.pipelines.occworld.forecast as forecast_module
+from geniedrive.pipelines.data.occ3d import FREE
+from geniedrive.pipelines.sensors.camera import CameraRender, colorize
 from tests.helpers import run_cli, write_occ_folder
 
 VIEWS = ["CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT"]
@@ -44,8 +44,8 @@ def ws(capsys, tmp_path):
 @pytest.fixture(scope="module")
 def video_model(tmp_path_factory) -> Path:
     """A random `debug` video model saved the way finetune-video saves one."""
-    from pipelines.video.configs import get_config
-    from pipelines.video.loading import build_video_model, save_video_model
+    from geniedrive.pipelines.video.configs import get_config
+    from geniedrive.pipelines.video.loading import build_video_model, save_video_model
 
     folder = tmp_path_factory.mktemp("video") / "debug"
     save_video_model(build_video_model(get_config("debug"), seed=0), folder)

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from pipelines.occworld import forecast as forecast_module
-from pipelines.video.conditioning import OFFICIAL_PROMPT, WAN_NEGATIVE_PROMPT, as_clip_input, clip_features, encode_prompts
-from pipelines.video.configs import get_config
-from pipelines.video.latents import build_vae, encode_video
-from pipelines.video.loading import IMAGE_ENCODER_DIR, VideoModel, save_video_model
-from pipelines.video.model import MultiViewWanTransformer, build_transformer
-from pipelines.video.rollout import GenerationSettings, generate_video
+from geniedrive.pipelines.occworld import forecast as forecast_module
+from geniedrive.pipelines.video.conditioning import OFFICIAL_PROMPT, WAN_NEGATIVE_PROMPT, as_clip_input, clip_features, encode_prompts
+from geniedrive.pipelines.video.configs import get_config
+from geniedrive.pipelines.video.latents import build_vae, encode_video
+from geniedrive.pipelines.video.loading import IMAGE_ENCODER_DIR, VideoModel, save_video_model
+from geniedrive.pipelines.video.model import MultiViewWanTransformer, build_transformer
+from geniedrive.pipelines.video.rollout import GenerationSettings, generate_video
 from tests.helpers import artifact_dirs, run_cli
 from tests.nuscenes_fixture import build_nuscenes_folder
 from tests.test_finetune_video_cli import _write_camera_images
@@ -62,7 +62,7 @@ def tiny_encoders(seed: int = 0):
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """A nuScenes workspace (6 keyframes, camera images) and a released-layout video model folder."""
-    from geniedrive_cli.app import main
+    from geniedrive.cli.app import main
 
     base = tmp_path_factory.mktemp("official-generate")
     root, ws = base / "nusc", base / "ws"
@@ -123,8 +123,8 @@ def test_generate_runs_the_official_procedure_on_a_nuscenes_scene(capsys, monkey
     # round 0: CLIP of the camera images as read, first-frame latents and full_ref of the same images resized
     scene_dir = Path(json.loads((ws / "generations" / "g" / "run.json").read_text())["render"]["path"])
     assert scene_dir.is_dir()
-    from pipelines.data.dataset import OccDataset
-    from pipelines.video.generation_inputs import first_frames
+    from geniedrive.pipelines.data.dataset import OccDataset
+    from geniedrive.pipelines.video.generation_inputs import first_frames
 
     ds = OccDataset(ws / "datasets" / "nus")
     scene = ds.scene(ds.scene_names()[0])

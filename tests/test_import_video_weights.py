@@ -17,8 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipelines.errors import BadInput
-from pipelines.video import (load_video_model, official_forward, official_image_encode, official_text_encode,
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.video import (load_video_model, official_forward, official_image_encode, official_text_encode,
                              official_vae_decode, official_vae_encode)
 from tests.helpers import REPO, artifact_dirs, run_cli
 

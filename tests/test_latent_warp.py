@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.metrics.ego_motion import warp_occupancy
-from pipelines.occworld.configs import CONFIGS, WorldModelConfig
-from pipelines.occworld.forecaster import Forecaster
-from pipelines.occworld.latent_warp import warp_latent
-from pipelines.occworld.params import parameter_report
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.metrics.ego_motion import warp_occupancy
+from geniedrive.pipelines.occworld.configs import CONFIGS, WorldModelConfig
+from geniedrive.pipelines.occworld.forecaster import Forecaster
+from geniedrive.pipelines.occworld.latent_warp import warp_latent
+from geniedrive.pipelines.occworld.params import parameter_report
 
 
 def _step(x: float, y: float, yaw: float) -> torch.Tensor:

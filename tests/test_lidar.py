@@ -11,11 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, PALETTE, RANGE_MAX, RANGE_MIN, THING_CLASSES, VOXEL_SIZE
-from pipelines.data.preview import BACKGROUND
-from pipelines.data.rig import Lidar, default_rig
-from pipelines.geometry import planar_pose
-from pipelines.sensors.lidar import (
+from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, PALETTE, RANGE_MAX, RANGE_MIN, THING_CLASSES, VOXEL_SIZE
+from geniedrive.pipelines.data.preview import BACKGROUND
+from geniedrive.pipelines.data.rig import Lidar, default_rig
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.sensors.lidar import (
     REFLECTIVITY,
     lidar_sweep,
     panorama_columns,
@@ -185,7 +185,7 @@ def test_pcd_bin_reads_back_with_nuscenes_devkit(scene_sweep, tmp_path):
 
 @pytest.fixture(scope="module")
 def scene_sweep():
-    from pipelines.data.synthetic.generate import SyntheticConfig, generate_scene
+    from geniedrive.pipelines.data.synthetic.generate import SyntheticConfig, generate_scene
 
     scene = generate_scene(0, 0, SyntheticConfig(frames=3))
     rig = default_rig()
@@ -204,7 +204,7 @@ SAME_VOXEL_SLACK = 0.3
 
 
 def test_lidar_points_carry_the_label_the_camera_shows(scene_sweep):
-    from pipelines.sensors.camera import render_cameras
+    from geniedrive.pipelines.sensors.camera import render_cameras
 
     rig, sem, sweep = scene_sweep["rig"], scene_sweep["sem"], scene_sweep["sweep"]
     render = render_cameras(sem, rig.cameras, W, H)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.metrics.occupancy import confusion_matrix, geometry_iou, miou, summarise
-from pipelines.occworld.losses import lovasz_softmax, rotation_loss, trajectory_loss
+from geniedrive.pipelines.metrics.occupancy import confusion_matrix, geometry_iou, miou, summarise
+from geniedrive.pipelines.occworld.losses import lovasz_softmax, rotation_loss, trajectory_loss
 
 
 def _cm(entries):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.store.names import MAX_NAME, is_valid_name
+from geniedrive.pipelines.store.names import MAX_NAME, is_valid_name
 from tests.helpers import run_cli
 from tests.test_finetune_video_cli import KEYFRAMES, _write_camera_images
 from tests.nuscenes_fixture import build_nuscenes_folder
@@ -59,7 +59,7 @@ def snapshot(root: Path, skip: Path) -> dict[str, int]:
 def world(tmp_path_factory):
     """One workspace holding a synthetic dataset 'd' (1 scene x 4 frames), a debug VAE 'v' and a
     nuScenes-format dataset 'nus' with camera images (for finetune-video)."""
-    from geniedrive_cli.app import main
+    from geniedrive.cli.app import main
 
     base = tmp_path_factory.mktemp("names")
     ws, nusc = base / "ws", base / "nusc"
@@ -99,7 +99,7 @@ def test_any_name_is_made_inside_the_workspace_or_refused_before_work(capsys, mo
     base, ws = world
     folder, args = STAGES[stage]
     if "@first" in args:
-        from pipelines.data.dataset import OccDataset
+        from geniedrive.pipelines.data.dataset import OccDataset
 
         first = sorted(OccDataset.open("d", ws).scene("scene-0000").instances)[0]
         args = [first if a == "@first" else a for a in args]

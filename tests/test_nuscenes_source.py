@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.data.occ3d import CLASS_INDEX, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.rig import CAMERA_NAMES, HDL32E_ELEVATIONS
-from pipelines.data.scene import SceneMeta
-from pipelines.data.sources import nuscenes as ns
-from pipelines.data.sources.nuscenes_classes import category_to_class
-from pipelines.errors import BadInput
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from geniedrive.pipelines.data.rig import CAMERA_NAMES, HDL32E_ELEVATIONS
+from geniedrive.pipelines.data.scene import SceneMeta
+from geniedrive.pipelines.data.sources import nuscenes as ns
+from geniedrive.pipelines.data.sources.nuscenes_classes import category_to_class
+from geniedrive.pipelines.errors import BadInput
 from tests.nuscenes_fixture import build_nuscenes_folder
 
 VERSION = "v1.0-mini"

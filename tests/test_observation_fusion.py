@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.data.cache import open_cache
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.geometry import planar_pose
-from pipelines.metrics.ego_motion import warp_occupancy
-from pipelines.occworld.configs import CONFIGS
-from pipelines.occworld.distributed import DistInfo
-from pipelines.occworld.forecast_stage import forecaster_stage
-from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
-from pipelines.occworld.trainer import TrainSettings, train
-from pipelines.occworld.world_model import WorldModel
+from geniedrive.pipelines.data.cache import open_cache
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.metrics.ego_motion import warp_occupancy
+from geniedrive.pipelines.occworld.configs import CONFIGS
+from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.occworld.forecast_stage import forecaster_stage
+from geniedrive.pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
+from geniedrive.pipelines.occworld.trainer import TrainSettings, train
+from geniedrive.pipelines.occworld.world_model import WorldModel
 from tests.helpers import run_cli, write_occ_folder
 
 CPU = torch.device("cpu")

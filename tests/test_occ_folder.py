@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import CLASS_INDEX
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX
 from tests.helpers import artifact_dirs, run_cli, scene_occupancy, write_occ_folder
 
 

@@ -2,11 +2,11 @@
 
 import torch
 
-from pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
-from pipelines.occworld.configs import CONFIGS, WorldModelConfig, get_config
-from pipelines.occworld.forecaster import Forecaster, quat_to_rotmat, sinusoidal, step_from_prediction
-from pipelines.occworld.params import parameter_report
-from pipelines.occworld.vae import TriplaneVAE, kl_loss
+from geniedrive.pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
+from geniedrive.pipelines.occworld.configs import CONFIGS, WorldModelConfig, get_config
+from geniedrive.pipelines.occworld.forecaster import Forecaster, quat_to_rotmat, sinusoidal, step_from_prediction
+from geniedrive.pipelines.occworld.params import parameter_report
+from geniedrive.pipelines.occworld.vae import TriplaneVAE, kl_loss
 from tests.helpers import run_cli
 
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from pipelines.errors import BadInput
-from pipelines.video.configs import get_config
-from pipelines.video.latents import build_vae
-from pipelines.video.loading import VideoModel, load_video_model, save_video_model
-from pipelines.video.import_weights import video_config_from_official
-from pipelines.video.model import build_transformer, transformer_kwargs
-from pipelines.video.official_transformer import (
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.video.configs import get_config
+from geniedrive.pipelines.video.latents import build_vae
+from geniedrive.pipelines.video.loading import VideoModel, load_video_model, save_video_model
+from geniedrive.pipelines.video.import_weights import video_config_from_official
+from geniedrive.pipelines.video.model import build_transformer, transformer_kwargs
+from geniedrive.pipelines.video.official_transformer import (
     check_official_state_dict,
     gdrive_to_official,
     official_forward,

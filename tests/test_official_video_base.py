@@ -18,8 +18,8 @@ import torch
 from diffusers import AutoencoderKLWan
 from transformers import CLIPVisionModel, UMT5EncoderModel
 
-from pipelines.errors import BadInput
-from pipelines.video import official_base as ob
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.video import official_base as ob
 from tests.helpers import REPO
 
 PACK = REPO.parent / "shared" / "official-reference"

@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.occworld import WorldModel, official_rollout
-from pipelines.occworld.configs import CONFIGS
-from pipelines.import_weights import ImportRequest, run_import_weights
-from pipelines.occworld.official_protocol import official_inputs
-from pipelines.occworld.official_weights import vae_state_from_official
-from pipelines.occworld.vae import TriplaneVAE
-from pipelines.store import Workspace
-from pipelines.weights import read_state_dict
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.occworld import WorldModel, official_rollout
+from geniedrive.pipelines.occworld.configs import CONFIGS
+from geniedrive.pipelines.import_weights import ImportRequest, run_import_weights
+from geniedrive.pipelines.occworld.official_protocol import official_inputs
+from geniedrive.pipelines.occworld.official_weights import vae_state_from_official
+from geniedrive.pipelines.occworld.vae import TriplaneVAE
+from geniedrive.pipelines.store import Workspace
+from geniedrive.pipelines.weights import read_state_dict
 from tests.helpers import REPO, run_cli
 
 PACK = REPO.parent / "shared" / "official-reference" / "occ"

@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.dataset import OccDataset
 from tests.helpers import GDRIVE, REPO, artifact_dirs, run_cli, write_occ_folder
 
 

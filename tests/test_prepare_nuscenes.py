@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.dataset import OccDataset
 from tests.helpers import artifact_dirs, run_cli
 from tests.nuscenes_fixture import build_nuscenes_folder
 

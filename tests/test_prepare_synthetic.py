@@ -5,9 +5,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.preview import LEGEND_WIDTH
-from pipelines.data.occ3d import GRID_SHAPE
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.preview import LEGEND_WIDTH
+from geniedrive.pipelines.data.occ3d import GRID_SHAPE
 from tests.helpers import run_cli
 
 ARGS = ("prepare-occ", "--scenes", "2", "--frames", "6", "--workers", "2")

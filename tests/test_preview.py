@@ -6,7 +6,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from pipelines.data.preview import write_mp4
+from geniedrive.pipelines.data.preview import write_mp4
 
 
 @pytest.mark.parametrize("size", [(32, 16), (33, 17), (20, 15)])
@@ -26,8 +26,8 @@ def test_mp4_reads_back_with_every_frame_at_any_size(tmp_path, size):
 
 
 def test_topdown_previews_carry_a_legend_of_the_classes_in_view_and_a_scale_bar():
-    from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, PALETTE
-    from pipelines.data.preview import LEGEND_WIDTH, preview_frame
+    from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, PALETTE
+    from geniedrive.pipelines.data.preview import LEGEND_WIDTH, preview_frame
 
     occ = np.full(GRID_SHAPE, FREE, np.uint8)
     occ[:, :, 2] = CLASS_INDEX["driveable_surface"]
@@ -45,7 +45,7 @@ def test_topdown_previews_carry_a_legend_of_the_classes_in_view_and_a_scale_bar(
 
 
 def test_camera_grids_name_their_views_and_the_time():
-    from pipelines.sensors.camera import RING_ORDER, labelled_grid, ring_grid
+    from geniedrive.pipelines.sensors.camera import RING_ORDER, labelled_grid, ring_grid
 
     names = [n for row in RING_ORDER for n in row]
     views = np.full((6, 128, 256, 3), 90, np.uint8)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from pipelines.data.occ3d import GRID_SHAPE
-from pipelines.data.rig import default_rig
-from pipelines.sensors.raycast import camera_rays, cast_rays, lidar_rays, visibility_masks
+from geniedrive.pipelines.data.occ3d import GRID_SHAPE
+from geniedrive.pipelines.data.rig import default_rig
+from geniedrive.pipelines.sensors.raycast import camera_rays, cast_rays, lidar_rays, visibility_masks
 
 
 def test_flat_ground_gives_the_analytic_range_for_every_beam():

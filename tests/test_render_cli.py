@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 
-from pipelines.data.preview import read_mp4
-from pipelines.data.rig import default_rig
-from pipelines.geometry import planar_pose
-from pipelines.sensors.render import Sequence, interpolate_pose, output_frames
+from geniedrive.pipelines.data.preview import read_mp4
+from geniedrive.pipelines.data.rig import default_rig
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.sensors.render import Sequence, interpolate_pose, output_frames
 from tests.helpers import artifact_dirs, run_cli, write_occ_folder
 
 RES = ("--resolution", "32x64")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.data.occ3d import CLASS_INDEX, FREE
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.generate import Simulated, generate_scene
-from pipelines.data.synthetic.resimulate import resimulate
-from pipelines.errors import BadInput
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE
+from geniedrive.pipelines.data.synthetic.config import SyntheticConfig
+from geniedrive.pipelines.data.synthetic.generate import Simulated, generate_scene
+from geniedrive.pipelines.data.synthetic.resimulate import resimulate
+from geniedrive.pipelines.errors import BadInput
 
 CFG = SyntheticConfig(frames=6)
 

@@ -10,12 +10,12 @@ import math
 
 import numpy as np
 
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.routes import ROUTES, _driven, ego_centre, locate, route_path, scene_roads, simulated
-from pipelines.data.synthetic.resimulate import resimulate
-from pipelines.data.synthetic.sim import boxes_overlap
-from pipelines.metrics.safety import ego_safety
-from pipelines.occworld.forecast import route_speed
+from geniedrive.pipelines.data.synthetic.config import SyntheticConfig
+from geniedrive.pipelines.data.synthetic.routes import ROUTES, _driven, ego_centre, locate, route_path, scene_roads, simulated
+from geniedrive.pipelines.data.synthetic.resimulate import resimulate
+from geniedrive.pipelines.data.synthetic.sim import boxes_overlap
+from geniedrive.pipelines.metrics.safety import ego_safety
+from geniedrive.pipelines.occworld.forecast import route_speed
 from tests.helpers import on_a_carriageway
 
 SEED = 5  # not a seed the demo world or its model has seen

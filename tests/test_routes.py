@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.prepare import PrepareRequest, prepare_occ
-from pipelines.data.synthetic.routes import ROUTES, locate, route_path, scene_roads, synthetic_origin
-from pipelines.store import Workspace
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.prepare import PrepareRequest, prepare_occ
+from geniedrive.pipelines.data.synthetic.routes import ROUTES, locate, route_path, scene_roads, synthetic_origin
+from geniedrive.pipelines.store import Workspace
 from tests.helpers import on_a_carriageway, run_cli
 
 START = 3

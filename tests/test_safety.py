@@ -21,13 +21,13 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
-from geniedrive_cli.app import COMMANDS
-from pipelines.data.dataset import OccDataset
-from pipelines.errors import BadInput, RunFailure
-from pipelines.occworld.trainer import Stage, TrainSettings, train
-from pipelines.occworld.distributed import DistInfo
-from pipelines.store import Workspace, publish
-from pipelines.store.artifacts import folder_contents
+from geniedrive.cli.app import COMMANDS
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.errors import BadInput, RunFailure
+from geniedrive.pipelines.occworld.trainer import Stage, TrainSettings, train
+from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.store import Workspace, publish
+from geniedrive.pipelines.store.artifacts import folder_contents
 from tests.helpers import (GDRIVE, REPO, alive, artifact_dirs, descendants, run_cli, temporaries, wait_for,
                            write_occ_folder)
 
@@ -37,7 +37,7 @@ DEMO = REPO / "assets" / "demo" / "world-small"
 @pytest.fixture(scope="module")
 def base_dataset(tmp_path_factory):
     """A synthetic dataset 'd' (1 scene x 8 frames) built once; `ws` copies it into each test."""
-    from geniedrive_cli.app import main
+    from geniedrive.cli.app import main
 
     ws = tmp_path_factory.mktemp("safety") / "ws"
     assert main(["--workspace", str(ws), "--quiet", "prepare-occ", "--scenes", "1", "--frames", "8", "--name", "d",
@@ -126,8 +126,8 @@ def _kill_between_renames(ws: Path) -> None:
     renames of the swap (the old copy renamed aside, the new one not yet in place)."""
     script = f"""
 import os, signal
-from pipelines.store import Workspace, publish
-from pipelines.store import artifacts
+from geniedrive.pipelines.store import Workspace, publish
+from geniedrive.pipelines.store import artifacts
 real = artifacts.replace_dir
 def dying(tmp, target):
     target.rename(target.parent / (".old-" + target.name + "-" + "ab" * 6))
@@ -343,7 +343,7 @@ def test_6_sizes_from_flags_and_files_are_bounded(capsys, ws, tmp_path, monkeypa
         assert r.code == 2, (args, r.err)
         one_error(r, needle)
     # What fits the bounds but not this machine's memory is refused from an estimate.
-    monkeypatch.setattr("pipelines.limits.available_memory", lambda: 2**30)
+    monkeypatch.setattr("geniedrive.pipelines.limits.available_memory", lambda: 2**30)
     r = run_cli(capsys, "render", "--scene", "scene-0000", "--resolution", "4096x4096")
     assert r.code == 2
     one_error(r, "--resolution 4096x4096", "GiB of memory", "1.0 GiB is available")
@@ -446,7 +446,7 @@ def test_8_broken_weights_and_implausible_values_exit_2(capsys, ws, tmp_path):
 
 
 def test_8_json_output_stays_valid_with_non_finite_numbers(capsys, monkeypatch):
-    from geniedrive_cli.options import emit, state
+    from geniedrive.cli.options import emit, state
 
     monkeypatch.setattr(state, "json", True)
     emit({"last_loss": float("nan"), "metrics": {"a": float("inf"), "b": 1.5}})
@@ -545,7 +545,7 @@ def test_9_repeated_ids_bom_files_and_the_pickle_refusal(capsys, ws, tmp_path):
     poses.write_bytes(b"\xef\xbb\xbf" + poses.read_bytes())
     r = run_cli(capsys, "prepare-occ", "--source", "occ-folder", "--dataroot", src, "--name", "bom", "--no-previews")
     assert r.code == 0, r.err
-    from pipelines.weights import read_state_dict
+    from geniedrive.pipelines.weights import read_state_dict
 
     evil = tmp_path / "evil.pth"
     torch.save({"w": torch.zeros(1), "run": os.system}, evil)

@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE
-from pipelines.geometry import planar_pose
-from pipelines.metrics.safety import ego_safety, safety_line, summarise_safety
+from geniedrive.pipelines.data.dataset import OccDataset
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE
+from geniedrive.pipelines.geometry import planar_pose
+from geniedrive.pipelines.metrics.safety import ego_safety, safety_line, summarise_safety
 from tests.helpers import run_cli
 
 

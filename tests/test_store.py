@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from pipelines.errors import BadInput
-from pipelines.store import Workspace, artifact_id, find_artifact, list_artifacts, publish
-from pipelines.store.workspace import resolve_workspace
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.store import Workspace, artifact_id, find_artifact, list_artifacts, publish
+from geniedrive.pipelines.store.workspace import resolve_workspace
 
 
 def _build(text):

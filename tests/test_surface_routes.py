@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.errors import BadInput
-from pipelines.metrics.safety import ego_safety
-from pipelines.occworld.surface_routes import FRONT, STOP_DECEL, surface_route
-from pipelines.occworld.trajectories import poses_of
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.metrics.safety import ego_safety
+from geniedrive.pipelines.occworld.surface_routes import FRONT, STOP_DECEL, surface_route
+from geniedrive.pipelines.occworld.trajectories import poses_of
 from tests.helpers import run_cli, write_occ_folder
 
 GROUND = 2  # the voxel layer at z = 0

@@ -13,12 +13,12 @@ import re
 import numpy as np
 import pytest
 
-from pipelines.data.controls import COMMANDS, commands, step_controls
-from pipelines.data.occ3d import CLASS_NAMES, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.synthetic.config import EGO_BOX, KEYFRAME_US, SCENE_KINDS, SyntheticConfig
-from pipelines.data.synthetic.ego import scene_kind
-from pipelines.data.synthetic.generate import Simulated, generate_scene
-from pipelines.errors import BadInput
+from geniedrive.pipelines.data.controls import COMMANDS, commands, step_controls
+from geniedrive.pipelines.data.occ3d import CLASS_NAMES, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from geniedrive.pipelines.data.synthetic.config import EGO_BOX, KEYFRAME_US, SCENE_KINDS, SyntheticConfig
+from geniedrive.pipelines.data.synthetic.ego import scene_kind
+from geniedrive.pipelines.data.synthetic.generate import Simulated, generate_scene
+from geniedrive.pipelines.errors import BadInput
 
 SEED = 0
 N_SCENES = 8

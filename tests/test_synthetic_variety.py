@@ -8,11 +8,11 @@ import collections
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX, FREE
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.generate import scene_layout
-from pipelines.data.synthetic.voxelise import static_raster
-from pipelines.data.synthetic.world import BLOCK_KINDS
+from geniedrive.pipelines.data.occ3d import CLASS_INDEX, FREE
+from geniedrive.pipelines.data.synthetic.config import SyntheticConfig
+from geniedrive.pipelines.data.synthetic.generate import scene_layout
+from geniedrive.pipelines.data.synthetic.voxelise import static_raster
+from geniedrive.pipelines.data.synthetic.world import BLOCK_KINDS
 
 SEED, SCENES, NEAR = 5, 20, 25.0  # m around the ego's start
 WORK_ZONE = (CLASS_INDEX["construction_vehicle"], CLASS_INDEX["barrier"])

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from pipelines.occworld.checkpoint import load_weights
-from pipelines.occworld.configs import CONFIGS
-from pipelines.occworld.vae import TriplaneVAE
+from geniedrive.pipelines.occworld.checkpoint import load_weights
+from geniedrive.pipelines.occworld.configs import CONFIGS
+from geniedrive.pipelines.occworld.vae import TriplaneVAE
 from tests.helpers import REPO, run_cli, write_occ_folder
 
 
@@ -49,7 +49,7 @@ def test_train_vae_bad_input(capsys, tmp_path, dataset):
 def test_two_process_cpu_ddp_trains_and_writes_one_checkpoint(tmp_path, dataset):
     ws = tmp_path / "ws"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "geniedrive_cli.app", "--workspace", str(ws), "--device", "cpu", *ARGS, "--name", "ddp", "--json"]
+           "-m", "geniedrive.cli.app", "--workspace", str(ws), "--device", "cpu", *ARGS, "--name", "ddp", "--json"]
     p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert p.returncode == 0, p.stderr[-2000:]

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from pipelines.data.preview import write_mp4
-from pipelines.video import i3d, inception
-from pipelines.video.metrics import FID_NET, FVD_NET, FeatureStats, frechet_distance, frechet_distance_of, load_network
+from geniedrive.pipelines.data.preview import write_mp4
+from geniedrive.pipelines.video import i3d, inception
+from geniedrive.pipelines.video.metrics import FID_NET, FVD_NET, FeatureStats, frechet_distance, frechet_distance_of, load_network
 from tests.helpers import run_cli
 
 CPU = torch.device("cpu")

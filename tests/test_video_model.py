@@ -10,13 +10,13 @@ import pytest
 import torch
 from diffusers import WanTransformer3DModel
 
-from pipelines.errors import BadInput
-from pipelines.video import conditioning as conditioning_module
-from pipelines.video.configs import VideoConfig, get_config
-from pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
-from pipelines.video.flow import flow_matching_loss, sample_latents
-from pipelines.video.latents import first_frame_latents, model_input, text_context
-from pipelines.video.loading import (
+from geniedrive.pipelines.errors import BadInput
+from geniedrive.pipelines.video import conditioning as conditioning_module
+from geniedrive.pipelines.video.configs import VideoConfig, get_config
+from geniedrive.pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
+from geniedrive.pipelines.video.flow import flow_matching_loss, sample_latents
+from geniedrive.pipelines.video.latents import first_frame_latents, model_input, text_context
+from geniedrive.pipelines.video.loading import (
     VideoModel,
     build_video_model,
     load_base_transformer,
@@ -24,9 +24,9 @@ from pipelines.video.loading import (
     require_vae,
     save_video_model,
 )
-from pipelines.video.model import MultiViewWanTransformer
-from pipelines.video.multiview import NormalizedMultiViewAttention, multiview_parameter_count
-from pipelines.video.rollout import GenerationSettings, check_frames, check_resolution, chunk_starts, generate_video
+from geniedrive.pipelines.video.model import MultiViewWanTransformer
+from geniedrive.pipelines.video.multiview import NormalizedMultiViewAttention, multiview_parameter_count
+from geniedrive.pipelines.video.rollout import GenerationSettings, check_frames, check_resolution, chunk_starts, generate_video
 
 DEBUG = get_config("debug")
 V = DEBUG.num_views

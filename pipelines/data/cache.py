@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.console import ui
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import GRID_SHAPE, npz_bytes
-from pipelines.store import publish
-from pipelines.store.artifacts import read_manifest
+from ..console import ui
+from .dataset import OccDataset
+from .occ3d import GRID_SHAPE, npz_bytes
+from ..store import publish
+from ..store.artifacts import read_manifest
 
 CACHE_SCHEMA = 1
 FRAME_BYTES = int(np.prod(GRID_SHAPE))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.geometry import wrap_angle, yaw_of
+from ..geometry import wrap_angle, yaw_of
 
 COMMANDS = ("right", "left", "straight")
 COMMAND_INDEX = {c: i for i, c in enumerate(COMMANDS)}

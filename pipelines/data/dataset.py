@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.controls import command_one_hot, commands, step_controls
-from pipelines.data.occ3d import GRID_SHAPE, load_instances, load_labels
-from pipelines.data.scene import Instance, SceneMeta
-from pipelines.errors import BadInput
-from pipelines.store import Workspace, find_artifact
-from pipelines.store.artifacts import read_manifest
-from pipelines.store.names import check_component, check_id
+from .controls import command_one_hot, commands, step_controls
+from .occ3d import GRID_SHAPE, load_instances, load_labels
+from .scene import Instance, SceneMeta
+from ..errors import BadInput
+from ..store import Workspace, find_artifact
+from ..store.artifacts import read_manifest
+from ..store.names import check_component, check_id
 
 
 @dataclass(frozen=True)

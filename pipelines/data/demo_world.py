@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.console import ui
-from pipelines.data.dataset import OccDataset
-from pipelines.store import Workspace
+from ..console import ui
+from .dataset import OccDataset
+from ..store import Workspace
 
 DEMO_DATASET = "demo"
 
@@ -27,7 +27,7 @@ def open_dataset(ref: str, workspace: str | Path | None, flag: str = "--dataset"
     without datasets."""
     ws = Workspace.at(workspace)
     if ref == "latest" and _no_dataset(ws):
-        from pipelines.data.prepare import PrepareRequest, prepare_occ
+        from .prepare import PrepareRequest, prepare_occ
 
         ui.info(f"no dataset in {ws.root} yet: building the embedded demo world '{DEMO_DATASET}' first "
                 "(synthetic, seed 0, 4 scenes x 40 keyframes, as `gdrive prepare-occ --name demo`)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import BadInput
+from ..errors import BadInput
 
 GRID_SHAPE: tuple[int, int, int] = (200, 200, 16)
 VOXEL_SIZE: float = 0.4

@@ -18,16 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.console import ui
-from pipelines.data.controls import COMMANDS, commands
-from pipelines.data.occ3d import CLASS_NAMES, NUM_CLASSES, instances_npz_bytes, labels_npz_bytes
-from pipelines.data.preview import write_scene_previews
-from pipelines.data.scene import SceneData
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_SEED, MAX_SYNTHETIC_FRAMES, MEMORY_SHARE, available_memory, check_int, check_memory
-from pipelines.store import Workspace, publish
-from pipelines.store.names import check_name
-from pipelines.workers import die_with_parent, worker_pool
+from ..console import ui
+from .controls import COMMANDS, commands
+from .occ3d import CLASS_NAMES, NUM_CLASSES, instances_npz_bytes, labels_npz_bytes
+from .preview import write_scene_previews
+from .scene import SceneData
+from ..errors import BadInput
+from ..limits import MAX_SEED, MAX_SYNTHETIC_FRAMES, MEMORY_SHARE, available_memory, check_int, check_memory
+from ..store import Workspace, publish
+from ..store.names import check_name
+from ..workers import die_with_parent, worker_pool
 
 DATASET_SCHEMA = 1
 MAX_SCENES = 100_000
@@ -57,7 +57,7 @@ def _open_source(req: PrepareRequest):
     if req.scenes is not None:
         check_int(req.scenes, "--scenes", 1, MAX_SCENES)
     if req.source == "synthetic":
-        from pipelines.data.sources.synthetic import SyntheticSource
+        from .sources.synthetic import SyntheticSource
 
         check_int(req.frames, "--frames", 1, MAX_SYNTHETIC_FRAMES)
         check_int(req.seed, "--seed", 0, MAX_SEED)
@@ -66,11 +66,11 @@ def _open_source(req: PrepareRequest):
         raise BadInput(f"--dataroot: required for --source {req.source}; point it at the {req.source} folder")
     root = Path(req.dataroot).expanduser()
     if req.source == "nuscenes":
-        from pipelines.data.sources.nuscenes import NuScenesSource
+        from .sources.nuscenes import NuScenesSource
 
         occ = Path(req.occ_root).expanduser() if req.occ_root else None
         return NuScenesSource(root, req.version, occ)
-    from pipelines.data.sources.occ_folder import OccFolderSource
+    from .sources.occ_folder import OccFolderSource
 
     return OccFolderSource(root)
 
@@ -193,7 +193,7 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
 
 
 def _short(obj) -> str:
-    from pipelines.store.artifacts import artifact_id
+    from ..store.artifacts import artifact_id
 
     return artifact_id("name", 0, obj)[:6]
 

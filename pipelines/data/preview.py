@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from pipelines.data.occ3d import CLASS_NAMES, FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
+from .occ3d import CLASS_NAMES, FREE, GRID_SHAPE, PALETTE, RANGE_MIN, VOXEL_SIZE
 
 BACKGROUND = np.array([24, 24, 28], np.uint8)
 LEGEND_WIDTH = 150

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import BadInput
-from pipelines.geometry import is_rotation, pose_matrix
-from pipelines.limits import MAX_IMAGE_SIDE, read_text_file
-from pipelines.store.names import check_component
+from ..errors import BadInput
+from ..geometry import is_rotation, pose_matrix
+from ..limits import MAX_IMAGE_SIDE, read_text_file
+from ..store.names import check_component
 
 MAX_CAMERAS = 12
 MAX_BEAMS = 512

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_NAMES, GRID_SHAPE
-from pipelines.data.rig import Rig
-from pipelines.errors import BadInput
-from pipelines.store.names import check_component
+from .occ3d import CLASS_NAMES, GRID_SHAPE
+from .rig import Rig
+from ..errors import BadInput
+from ..store.names import check_component
 
 SCENE_SCHEMA = 1
 

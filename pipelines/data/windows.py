@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pipelines.data.cache import PackedCache
-from pipelines.data.controls import command_one_hot
-from pipelines.errors import BadInput
+from .cache import PackedCache
+from .controls import command_one_hot
+from ..errors import BadInput
 
 
 class ForecastWindows(Dataset):

@@ -1,6 +1,6 @@
 """Instance-level scene editing: remove, move and insert objects in a dataset scene.
 
-    from pipelines.edit import EditRequest, run_edit
+    from . import EditRequest, run_edit
     run_edit(ws, EditRequest(dataset="demo", scene="scene-0000", remove=["car_12"]))
 
 Modules, one job each: `spec` (the flags parsed into edit records), `instances` (naming and
@@ -10,7 +10,7 @@ on it), `physics` (overlap and support checks), `apply` (edits on a scene in mem
 (the new dataset artifact and `--list`).
 """
 
-from pipelines.edit.spec import EditRequest
-from pipelines.edit.stage import list_instances, run_edit
+from .spec import EditRequest
+from .stage import list_instances, run_edit
 
 __all__ = ["EditRequest", "list_instances", "run_edit"]

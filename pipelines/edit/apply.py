@@ -24,19 +24,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.data.dataset import OccDataset, Scene
-from pipelines.data.occ3d import CLASS_INDEX, CLASS_NAMES, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.scene import Instance, SceneData, SceneMeta
-from pipelines.edit import library
-from pipelines.edit.ground import clearance_of, restore, seat
-from pipelines.edit.instances import closest, derive_table, next_name, resolve
-from pipelines.edit.physics import check
-from pipelines.edit.placement import Placed, box_of, box_pose
-from pipelines.edit.shapes import THING_NAMES, CutShape, Shape
-from pipelines.edit.spec import Edit, Insert, Move, Remove
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.sensors.raycast import visibility_masks
+from ..data.dataset import OccDataset, Scene
+from ..data.occ3d import CLASS_INDEX, CLASS_NAMES, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from ..data.scene import Instance, SceneData, SceneMeta
+from . import library
+from .ground import clearance_of, restore, seat
+from .instances import closest, derive_table, next_name, resolve
+from .physics import check
+from .placement import Placed, box_of, box_pose
+from .shapes import THING_NAMES, CutShape, Shape
+from .spec import Edit, Insert, Move, Remove
+from ..errors import BadInput
+from ..geometry import planar_pose
+from ..sensors.raycast import visibility_masks
 
 
 @dataclass

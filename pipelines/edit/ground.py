@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pipelines.data.occ3d import FREE, NUM_CLASSES, THING_CLASSES
-from pipelines.edit.placement import Placed
+from ..data.occ3d import FREE, NUM_CLASSES, THING_CLASSES
+from .placement import Placed
 
 GROUND_CLASSES = (11, 12, 13, 14)  # driveable_surface, other_flat, sidewalk, terrain
 IS_GROUND = np.isin(np.arange(NUM_CLASSES), GROUND_CLASSES)

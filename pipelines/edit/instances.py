@@ -14,10 +14,10 @@ import re
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_NAMES, FREE, NUM_CLASSES, VOXEL_SIZE
-from pipelines.data.scene import Instance
-from pipelines.edit.placement import voxel_centres
-from pipelines.errors import BadInput
+from ..data.occ3d import CLASS_NAMES, FREE, NUM_CLASSES, VOXEL_SIZE
+from ..data.scene import Instance
+from .placement import voxel_centres
+from ..errors import BadInput
 
 
 def derive_table(semantics: np.ndarray, grids: np.ndarray, poses: np.ndarray) -> dict[str, Instance]:

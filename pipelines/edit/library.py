@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.data.dataset import OccDataset
-from pipelines.data.occ3d import CLASS_NAMES
-from pipelines.data.scene import Instance
-from pipelines.edit.ground import clearance_of
-from pipelines.edit.placement import box_pose
-from pipelines.edit.shapes import BoxShape, CutShape, Shape, box_volume_voxels
+from ..data.dataset import OccDataset
+from ..data.occ3d import CLASS_NAMES
+from ..data.scene import Instance
+from .ground import clearance_of
+from .placement import box_pose
+from .shapes import BoxShape, CutShape, Shape, box_volume_voxels
 
 MAX_CANDIDATES = 5
 GOOD_FILL = 0.6  # the nearest candidate filling this share of its box is taken at once

@@ -12,11 +12,11 @@ from collections import Counter
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_NAMES, FREE
-from pipelines.data.synthetic.config import EGO_BOX
-from pipelines.edit.ground import IS_GROUND, Seating
-from pipelines.edit.placement import Placed, voxel_centres
-from pipelines.errors import BadInput
+from ..data.occ3d import CLASS_NAMES, FREE
+from ..data.synthetic.config import EGO_BOX
+from .ground import IS_GROUND, Seating
+from .placement import Placed, voxel_centres
+from ..errors import BadInput
 
 MIN_SUPPORT = 0.5  # share of an object's footprint columns that must have ground under them
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.geometry import planar_pose, yaw_of
+from ..data.occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from ..geometry import planar_pose, yaw_of
 
 _SIGNS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], np.float64) * 2 - 1  # [8, 3]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX, FREE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.synthetic.config import BOX_BOTTOM_Z  # a fresh box stands as a synthetic one (seating then snaps it)
-from pipelines.edit.placement import Placed, corners, to_local, window_centres
+from ..data.occ3d import CLASS_INDEX, FREE, RANGE_MIN, VOXEL_SIZE
+from ..data.synthetic.config import BOX_BOTTOM_Z  # a fresh box stands as a synthetic one (seating then snaps it)
+from .placement import Placed, corners, to_local, window_centres
 
 # Class-typical sizes (length along the heading, width, height; metres), close to the nuScenes
 # mean box sizes. Barriers are modelled as long along their heading.

@@ -19,8 +19,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_SPEED
+from ..errors import BadInput
+from ..limits import MAX_SPEED
 
 MAX_MOVE_M = 80.0
 

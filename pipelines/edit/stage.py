@@ -18,16 +18,16 @@ import dataclasses
 
 import numpy as np
 
-from pipelines.console import ui
-from pipelines.data.dataset import OccDataset, Scene, frame_range
-from pipelines.data.prepare import expect_scene_files, summarise_scenes, write_scene
-from pipelines.edit.apply import EditableScene
-from pipelines.edit.instances import derive_table, rows
-from pipelines.edit.spec import EditRequest, parse_edits
-from pipelines.errors import BadInput
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import reusable_artifact
-from pipelines.store.names import check_name, default_name
+from ..console import ui
+from ..data.dataset import OccDataset, Scene, frame_range
+from ..data.prepare import expect_scene_files, summarise_scenes, write_scene
+from .apply import EditableScene
+from .instances import derive_table, rows
+from .spec import EditRequest, parse_edits
+from ..errors import BadInput
+from ..store import Workspace, artifact_id, publish
+from ..store.artifacts import reusable_artifact
+from ..store.names import check_name, default_name
 
 SCHEMA = 1
 

@@ -13,9 +13,9 @@ import numba
 import numpy as np
 import torch
 
-from pipelines.data.occ3d import RANGE_MIN, VOXEL_SIZE
-from pipelines.geometry import planar_pose, wrap_angle, yaw_of
-from pipelines.occworld.observation_fusion import warp_labels
+from ..data.occ3d import RANGE_MIN, VOXEL_SIZE
+from ..geometry import planar_pose, wrap_angle, yaw_of
+from ..occworld.observation_fusion import warp_labels
 
 STATIC_CLASSES = tuple(range(11, 17))  # driveable_surface .. vegetation: they do not move
 

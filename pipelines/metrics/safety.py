@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX, CLASS_NAMES, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.synthetic.config import BOX_BOTTOM_Z, EGO_HEIGHT, EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WIDTH
+from ..data.occ3d import CLASS_INDEX, CLASS_NAMES, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from ..data.synthetic.config import BOX_BOTTOM_Z, EGO_HEIGHT, EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WIDTH
 
 OBSTACLES = ("barrier", "bicycle", "bus", "car", "construction_vehicle", "motorcycle", "pedestrian",
              "traffic_cone", "trailer", "truck", "manmade", "vegetation")

@@ -1,6 +1,6 @@
 """The occupancy world model: tri-plane VAE, control-conditioned forecaster, training, metrics.
 
-The Python API (loaded on first use, so `import pipelines.occworld.<module>` stays light):
+The Python API (loaded on first use, so `import geniedrive.pipelines.occworld.<module>` stays light):
     WorldModel          from_pretrained / save_pretrained / encode / decode
     official_rollout    the official GenieDrive rollout (EE_World.forward_sample, 'generate')
 """
@@ -12,11 +12,11 @@ __all__ = ["WorldModel", "official_rollout"]
 
 def __getattr__(name: str):
     if name == "WorldModel":
-        from pipelines.occworld.world_model import WorldModel
+        from .world_model import WorldModel
 
         return WorldModel
     if name == "official_rollout":
-        from pipelines.occworld.official_protocol import official_rollout
+        from .official_protocol import official_rollout
 
         return official_rollout
-    raise AttributeError(f"module 'pipelines.occworld' has no attribute {name!r}")
+    raise AttributeError(f"module 'geniedrive.pipelines.occworld' has no attribute {name!r}")

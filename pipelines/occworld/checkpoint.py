@@ -19,9 +19,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from pipelines.errors import BadInput
-from pipelines.weights import check_fit
-from pipelines.store.artifacts import OwnedTemp, dump_json, recover_dir, replace_dir
+from ..errors import BadInput
+from ..weights import check_fit
+from ..store.artifacts import OwnedTemp, dump_json, recover_dir, replace_dir
 
 
 def _check_safetensors(path: Path) -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from pipelines.errors import BadInput
-from pipelines.limits import check_fields
+from ..errors import BadInput
+from ..limits import check_fields
 
 
 @dataclass(frozen=True)

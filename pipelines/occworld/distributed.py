@@ -42,7 +42,7 @@ def shutdown_distributed(info: DistInfo) -> None:
 
 def resolve_device(flag: str, local_rank: int = 0) -> torch.device:
     """--device auto|cpu|cuda|cuda:N -> a torch device (raises BadInput when CUDA is missing)."""
-    from pipelines.errors import BadInput
+    from ..errors import BadInput
 
     if flag == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")

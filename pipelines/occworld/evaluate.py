@@ -14,13 +14,13 @@ import time
 import numpy as np
 import torch
 
-from pipelines.data.windows import ForecastWindows
-from pipelines.metrics.ego_motion import motion_error, register_static, warp_occupancy
-from pipelines.metrics.occupancy import confusion_matrix, summarise
-from pipelines.occworld.forecast_stage import FUTURE, PAST
-from pipelines.occworld.observation_fusion import accumulated_poses
-from pipelines.occworld.official_protocol import official_rollout, window_inputs
-from pipelines.occworld.world_model import WorldModel, forecast_latents, window_steps
+from ..data.windows import ForecastWindows
+from ..metrics.ego_motion import motion_error, register_static, warp_occupancy
+from ..metrics.occupancy import confusion_matrix, summarise
+from .forecast_stage import FUTURE, PAST
+from .observation_fusion import accumulated_poses
+from .official_protocol import official_rollout, window_inputs
+from .world_model import WorldModel, forecast_latents, window_steps
 
 HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5))
 TIMED_SCOPE = ("batch 1; encode the 4 observed frames + 6 autoregressive steps (+ decode of the 6 "

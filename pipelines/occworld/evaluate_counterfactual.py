@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipelines.data.synthetic.resimulate import scene_counterfactual
-from pipelines.data.synthetic.routes import ROUTES, synthetic_origin
-from pipelines.errors import BadInput
-from pipelines.metrics.ego_motion import warp_occupancy
-from pipelines.metrics.occupancy import confusion_matrix, summarise
-from pipelines.occworld.forecast import ForecastRequest, forecast_occupancy, resolve_trajectory, route_simulation
-from pipelines.occworld.forecast_stage import PAST
+from ..data.synthetic.resimulate import scene_counterfactual
+from ..data.synthetic.routes import ROUTES, synthetic_origin
+from ..errors import BadInput
+from ..metrics.ego_motion import warp_occupancy
+from ..metrics.occupancy import confusion_matrix, summarise
+from .forecast import ForecastRequest, forecast_occupancy, resolve_trajectory, route_simulation
+from .forecast_stage import PAST
 
 CF_HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5), ("5s", 9), ("10s", 19))  # future keyframe index at 2 Hz
 CF_STEPS = 20  # keyframes forecast per route: 10 s

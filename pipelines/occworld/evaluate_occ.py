@@ -6,21 +6,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.console import ui
-from pipelines.data.cache import open_cache
-from pipelines.data.dataset import OccDataset
-from pipelines.data.windows import ForecastWindows
-from pipelines.errors import BadInput
-from pipelines.occworld.distributed import resolve_device
-from pipelines.data.synthetic.routes import ROUTES
-from pipelines.occworld.evaluate import HORIZONS, evaluate_windows
-from pipelines.occworld.evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,
+from ..console import ui
+from ..data.cache import open_cache
+from ..data.dataset import OccDataset
+from ..data.windows import ForecastWindows
+from ..errors import BadInput
+from .distributed import resolve_device
+from ..data.synthetic.routes import ROUTES
+from .evaluate import HORIZONS, evaluate_windows
+from .evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,
                                                         planned_routes)
-from pipelines.occworld.forecast import DEMO_MODEL
-from pipelines.occworld.forecast_stage import FUTURE, PAST
-from pipelines.occworld.params import parameter_report
-from pipelines.occworld.world_model import open_world_model
-from pipelines.store import Workspace
+from .forecast import DEMO_MODEL
+from .forecast_stage import FUTURE, PAST
+from .params import parameter_report
+from .world_model import open_world_model
+from ..store import Workspace
 
 
 CONVENTIONS = {"miou_drop_zero": "GenieDrive/OccWorld: mean over classes 0..16 of IoU, classes with IoU = 0 dropped",

@@ -11,6 +11,8 @@ forecasts/<name>/
 
 from __future__ import annotations
 
+import importlib.resources
+
 import dataclasses
 import hashlib
 import math
@@ -20,30 +22,30 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.console import ui
-from pipelines.data.controls import COMMANDS, command_one_hot, step_controls
-from pipelines.data.demo_world import open_dataset
-from pipelines.data.occ3d import instances_npz_bytes, labels_npz_bytes
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_HORIZON, MAX_SPEED
-from pipelines.metrics.ego_motion import motion_error, register_static
-from pipelines.metrics.safety import ego_safety, safety_line, summarise_safety
-from pipelines.data.preview import preview_frame, write_mp4
-from pipelines.occworld.distributed import resolve_device
-from pipelines.occworld.forecast_stage import PAST
-from pipelines.data.synthetic.routes import scene_route
-from pipelines.occworld.surface_routes import surface_route
-from pipelines.occworld.trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
+from ..console import ui
+from ..data.controls import COMMANDS, command_one_hot, step_controls
+from ..data.demo_world import open_dataset
+from ..data.occ3d import instances_npz_bytes, labels_npz_bytes
+from ..errors import BadInput
+from ..limits import MAX_HORIZON, MAX_SPEED
+from ..metrics.ego_motion import motion_error, register_static
+from ..metrics.safety import ego_safety, safety_line, summarise_safety
+from ..data.preview import preview_frame, write_mp4
+from .distributed import resolve_device
+from .forecast_stage import PAST
+from ..data.synthetic.routes import scene_route
+from .surface_routes import surface_route
+from .trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
                                              unknown_trajectory)
-from pipelines.occworld.world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
-from pipelines.sensors.raycast import visibility_masks
-from pipelines.store import Workspace, artifact_id, find_artifact, publish
-from pipelines.store.artifacts import read_manifest
-from pipelines.store.names import check_name, default_name
+from .world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
+from ..sensors.raycast import visibility_masks
+from ..store import Workspace, artifact_id, find_artifact, publish
+from ..store.artifacts import read_manifest
+from ..store.names import check_name, default_name
 
 SCHEMA = 2  # 2: frames.json and the manifest carry the safety report
-REPO = Path(__file__).resolve().parents[2]
-DEMO_MODEL = REPO / "assets" / "demo" / "world-small"
+# package data (geniedrive.assets): the checkout's assets/ folder, or the installed wheel's copy
+DEMO_MODEL = Path(str(importlib.resources.files("geniedrive.assets") / "demo" / "world-small"))
 DEFAULT_HORIZON = 6  # 3 s, the GenieDrive protocol
 
 
@@ -70,7 +72,7 @@ WORLDS = ("model", "simulator", "auto")
 def resolve_world(world: str, scene) -> str:
     """'model' or 'simulator' for --world on this scene (BadInput when the simulator is asked for a
     scene without one)."""
-    from pipelines.data.synthetic.routes import synthetic_origin
+    from ..data.synthetic.routes import synthetic_origin
 
     if world not in WORLDS:
         raise BadInput(f"--world '{world}': unknown; choose one of {', '.join(WORLDS)}")
@@ -236,7 +238,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
             ui.info(f"forecasting {len(poses)} keyframes of '{scene.name}' from frame {start} under {label}")
             future = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
         else:
-            from pipelines.data.synthetic.resimulate import scene_counterfactual
+            from ..data.synthetic.resimulate import scene_counterfactual
 
             ui.info(f"re-simulating {len(poses)} keyframes of '{scene.name}' from frame {start} under {label} "
                     "(the simulator's world, not a world model)")

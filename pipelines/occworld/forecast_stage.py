@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.cache import PackedCache
-from pipelines.data.windows import ForecastWindows
-from pipelines.errors import BadInput
-from pipelines.occworld.fuse_stage import fusion_stage
-from pipelines.occworld.losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
-from pipelines.occworld.trainer import Stage
-from pipelines.occworld.world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
+from ..data.cache import PackedCache
+from ..data.windows import ForecastWindows
+from ..errors import BadInput
+from .fuse_stage import fusion_stage
+from .losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
+from .trainer import Stage
+from .world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                                             window_steps)
 
 TRAJ_WEIGHT = 0.01

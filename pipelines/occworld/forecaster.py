@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines.data.occ3d import NUM_CLASSES
-from pipelines.occworld.attention import DeformableAttention2D, MultiHeadAttention
-from pipelines.occworld.configs import ForecasterConfig
-from pipelines.occworld.latent_warp import warp_latent
-from pipelines.occworld.observation_fusion import ObservationFusion
+from ..data.occ3d import NUM_CLASSES
+from .attention import DeformableAttention2D, MultiHeadAttention
+from .configs import ForecasterConfig
+from .latent_warp import warp_latent
+from .observation_fusion import ObservationFusion
 
 ROWS, COLS = 50, 58
 

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.cache import PackedCache
-from pipelines.data.windows import ForecastWindows
-from pipelines.errors import BadInput
-from pipelines.occworld.observation_fusion import warp_labels
-from pipelines.occworld.trainer import Stage
-from pipelines.occworld.world_model import WorldModel, forecast_latents, window_steps
+from ..data.cache import PackedCache
+from ..data.windows import ForecastWindows
+from ..errors import BadInput
+from .observation_fusion import warp_labels
+from .trainer import Stage
+from .world_model import WorldModel, forecast_latents, window_steps
 
 VOXELS_PER_FRAME = 32_768
 MAX_WINDOWS = 64

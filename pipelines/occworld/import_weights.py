@@ -21,18 +21,18 @@ from pathlib import Path
 
 import torch
 
-from pipelines.console import ui
-from pipelines.errors import BadInput
-from pipelines.import_weights import ImportRequest, file_source
-from pipelines.occworld.checkpoint import save_weights
-from pipelines.occworld.configs import CONFIGS, WorldModelConfig
-from pipelines.occworld.model_artifact import MODEL_SCHEMA
-from pipelines.occworld.official_weights import (LOSS_BUFFERS, forecaster_state_from_official,
+from ..console import ui
+from ..errors import BadInput
+from ..import_weights import ImportRequest, file_source
+from .checkpoint import save_weights
+from .configs import CONFIGS, WorldModelConfig
+from .model_artifact import MODEL_SCHEMA
+from .official_weights import (LOSS_BUFFERS, forecaster_state_from_official,
                                                  vae_state_from_official)
-from pipelines.occworld.world_model import WorldModel
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.names import check_name, default_name
-from pipelines.weights import check_fit, read_state_dict
+from .world_model import WorldModel
+from ..store import Workspace, artifact_id, publish
+from ..store.names import check_name, default_name
+from ..weights import check_fit, read_state_dict
 
 FORMAT = "geniedrive-occ"  # its entry in pipelines.import_weights.FORMATS
 PREDICTOR_PREFIXES = ("pose_encoder.", "transformer.")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.occ3d import RANGE_MIN
-from pipelines.occworld.vae import PLANE_COLS
+from ..data.occ3d import RANGE_MIN
+from .vae import PLANE_COLS
 HALF_RANGE = float(-RANGE_MIN[0])  # 40 m: normalised grid coordinates are metres / HALF_RANGE
 
 

@@ -31,16 +31,16 @@ from typing import Callable, Iterator, Protocol
 
 import torch
 
-from pipelines.console import ui
-from pipelines.errors import BadInput
-from pipelines.occworld.checkpoint import save_weights
-from pipelines.occworld.configs import WorldModelConfig
-from pipelines.occworld.distributed import init_distributed, resolve_device, shutdown_distributed
-from pipelines.occworld.trainer import Stage, TrainSettings, train
-from pipelines.limits import check_int, check_real
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import ArtifactWriter, recover_dir, reusable_artifact
-from pipelines.store.names import check_name, default_name
+from ..console import ui
+from ..errors import BadInput
+from .checkpoint import save_weights
+from .configs import WorldModelConfig
+from .distributed import init_distributed, resolve_device, shutdown_distributed
+from .trainer import Stage, TrainSettings, train
+from ..limits import check_int, check_real
+from ..store import Workspace, artifact_id, publish
+from ..store.artifacts import ArtifactWriter, recover_dir, reusable_artifact
+from ..store.names import check_name, default_name
 
 MODEL_SCHEMA = 1
 MAX_STEPS = 100_000_000  # optimiser steps (and --val-every / --ckpt-every)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipelines.data.occ3d import FREE, RANGE_MIN, VOXEL_SIZE
+from ..data.occ3d import FREE, RANGE_MIN, VOXEL_SIZE
 
 
 def accumulated_poses(steps: torch.Tensor) -> torch.Tensor:

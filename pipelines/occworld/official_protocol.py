@@ -26,8 +26,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pipelines.data.controls import command_one_hot
-from pipelines.occworld.forecaster import rotmat_to_quat
+from ..data.controls import command_one_hot
+from .forecaster import rotmat_to_quat
 
 OBSERVED = 4  # frames t-3..t; also the length of the observe buffers
 KEYFRAME_DT = 0.5

@@ -17,7 +17,7 @@ import re
 
 import torch
 
-from pipelines.errors import BadInput
+from ..errors import BadInput
 
 # official VAE key (no `vqvae.` prefix) -> gdrive TriplaneVAE key; {p} a plane, {i} a block
 _VAE_RULES = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from pipelines.occworld.configs import WorldModelConfig
-from pipelines.occworld.forecaster import Forecaster
-from pipelines.occworld.vae import TriplaneVAE
+from .configs import WorldModelConfig
+from .forecaster import Forecaster
+from .vae import TriplaneVAE
 
 
 def count(module: nn.Module | nn.Parameter) -> int:

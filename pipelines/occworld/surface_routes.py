@@ -27,12 +27,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from pipelines.data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WIDTH
-from pipelines.data.synthetic.routes import ROUTES
-from pipelines.errors import BadInput
-from pipelines.metrics.safety import BOX_LAYERS, DRIVEABLE, OBSTACLE_IDS
-from pipelines.occworld.world_model import KEYFRAME_DT
+from ..data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from ..data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WIDTH
+from ..data.synthetic.routes import ROUTES
+from ..errors import BadInput
+from ..metrics.safety import BOX_LAYERS, DRIVEABLE, OBSTACLE_IDS
+from .world_model import KEYFRAME_DT
 
 LANE_WIDTH = 3.5
 JUNCTION_OPEN = 6.0  # m the road's edge must open by on one side for a junction

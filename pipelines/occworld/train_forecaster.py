@@ -13,18 +13,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pipelines.data.cache import open_cache
-from pipelines.data.dataset import OccDataset
-from pipelines.data.windows import ForecastWindows
-from pipelines.errors import BadInput
-from pipelines.limits import check_int
-from pipelines.occworld.configs import check_motion_prior
-from pipelines.occworld.evaluate import validation_metrics
-from pipelines.occworld.forecast_stage import FUTURE, MAX_FUTURE, PAST, STAGES, forecaster_stage
-from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
-from pipelines.occworld.world_model import WorldModel, open_world_model
-from pipelines.store import Workspace
-from pipelines.store.artifacts import read_manifest
+from ..data.cache import open_cache
+from ..data.dataset import OccDataset
+from ..data.windows import ForecastWindows
+from ..errors import BadInput
+from ..limits import check_int
+from .configs import check_motion_prior
+from .evaluate import validation_metrics
+from .forecast_stage import FUTURE, MAX_FUTURE, PAST, STAGES, forecaster_stage
+from .model_artifact import TrainingJob, TrainRequest, run_training
+from .world_model import WorldModel, open_world_model
+from ..store import Workspace
+from ..store.artifacts import read_manifest
 
 
 @dataclass

@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from pipelines.data.cache import open_cache
-from pipelines.data.dataset import OccDataset
-from pipelines.occworld.configs import get_config
-from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
-from pipelines.occworld.vae_stage import vae_stage
-from pipelines.store import Workspace
+from ..data.cache import open_cache
+from ..data.dataset import OccDataset
+from .configs import get_config
+from .model_artifact import TrainingJob, TrainRequest, run_training
+from .vae_stage import vae_stage
+from ..store import Workspace
 
 
 @dataclass

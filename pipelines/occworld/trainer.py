@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from pipelines.console import ui
-from pipelines.errors import RunFailure
-from pipelines.occworld.checkpoint import load_checkpoint, save_checkpoint
-from pipelines.occworld.distributed import DistInfo, all_reduce_mean
+from ..console import ui
+from ..errors import RunFailure
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import DistInfo, all_reduce_mean
 
 
 @dataclass

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.controls import commands
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.limits import MAX_HORIZON, MAX_SPEED, read_text_file
-from pipelines.occworld.world_model import KEYFRAME_DT
+from ..data.controls import commands
+from ..errors import BadInput
+from ..geometry import planar_pose
+from ..limits import MAX_HORIZON, MAX_SPEED, read_text_file
+from .world_model import KEYFRAME_DT
 
 TURN_RADIUS_M = 10.0  # a 90° urban turn
 LANE_WIDTH_M = 3.5

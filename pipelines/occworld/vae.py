@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipelines.occworld.attention import MultiHeadAttention
-from pipelines.occworld.configs import VAEConfig
+from .attention import MultiHeadAttention
+from .configs import VAEConfig
 
 LATENT_ROWS = 50
 PLANE_COLS = (50, 4, 4)  # xy, xz, yz widths in the latent

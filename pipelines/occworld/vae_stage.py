@@ -6,12 +6,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.cache import PackedCache
-from pipelines.metrics.occupancy import confusion_matrix, summarise
-from pipelines.occworld.configs import VAEConfig
-from pipelines.occworld.losses import lovasz_softmax
-from pipelines.occworld.trainer import Stage
-from pipelines.occworld.vae import TriplaneVAE, kl_loss
+from ..data.cache import PackedCache
+from ..metrics.occupancy import confusion_matrix, summarise
+from .configs import VAEConfig
+from .losses import lovasz_softmax
+from .trainer import Stage
+from .vae import TriplaneVAE, kl_loss
 
 KL_WEIGHT = 0.005
 

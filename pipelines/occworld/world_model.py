@@ -17,15 +17,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipelines.errors import BadInput
-from pipelines.occworld.checkpoint import load_weights, write_model_folder
-from pipelines.occworld.configs import WorldModelConfig
-from pipelines.occworld.forecaster import Forecaster, rotmat_to_quat
-from pipelines.occworld.latent_warp import warp_latent
-from pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
-from pipelines.occworld.vae import TriplaneVAE
-from pipelines.store import Workspace
-from pipelines.store.artifacts import find_artifact
+from ..errors import BadInput
+from .checkpoint import load_weights, write_model_folder
+from .configs import WorldModelConfig
+from .forecaster import Forecaster, rotmat_to_quat
+from .latent_warp import warp_latent
+from .observation_fusion import accumulated_poses, warp_labels
+from .vae import TriplaneVAE
+from ..store import Workspace
+from ..store.artifacts import find_artifact
 
 KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz)
 
@@ -195,7 +195,7 @@ def forecast_latents(model: WorldModel, latents: torch.Tensor, steps: torch.Tens
     """
     past = latents.shape[1] - 1
     if model.cfg.protocol == "geniedrive":  # imported official weights: the official rollout
-        from pipelines.occworld.official_protocol import official_forecast
+        from .official_protocol import official_forecast
 
         return official_forecast(model, latents, steps, commands), accumulated_poses(steps[:, past:])
     hist, motion = initial_history(latents, steps[:, :past], model.cfg.forecaster.history)

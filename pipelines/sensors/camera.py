@@ -30,9 +30,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.data.occ3d import FREE, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid
-from pipelines.data.preview import BACKGROUND
-from pipelines.errors import BadInput
+from ..data.occ3d import FREE, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid
+from ..data.preview import BACKGROUND
+from ..errors import BadInput
 
 NEAR = 0.1  # near plane (m along the optical axis)
 # (voxel, pixel) pairs expanded at once. Small on purpose: each pair temporary is then about 1 MB,
@@ -425,7 +425,7 @@ def labelled_grid(images, names: Sequence[str], t_s: float | None = None) -> np.
     MIN_LABELLED_SIDE rows are left unlabelled)."""
     from PIL import Image, ImageDraw
 
-    from pipelines.data.preview import font, label
+    from ..data.preview import font, label
 
     images = np.asarray(images)
     names = list(names)

@@ -35,11 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, NUM_CLASSES, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid, npz_bytes
-from pipelines.data.preview import BACKGROUND
-from pipelines.errors import BadInput
-from pipelines.sensors.raycast import cast_rays, lidar_rays
-from pipelines.store.atomic import write_bytes_atomic
+from ..data.occ3d import FREE, GRID_SHAPE, NUM_CLASSES, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid, npz_bytes
+from ..data.preview import BACKGROUND
+from ..errors import BadInput
+from .raycast import cast_rays, lidar_rays
+from ..store.atomic import write_bytes_atomic
 
 # Per-class reflectivity (intensity at normal incidence, nuScenes 0..255 scale), Occ3D class order.
 REFLECTIVITY = np.array(

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from pipelines.data.occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from ..data.occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

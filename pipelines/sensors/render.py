@@ -33,20 +33,20 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation, Slerp
 
-from pipelines.console import ui
-from pipelines.data.dataset import frame_range
-from pipelines.data.demo_world import open_dataset
-from pipelines.data.occ3d import load_labels, npz_bytes
-from pipelines.data.preview import write_mp4
-from pipelines.data.rig import Rig, default_rig, read_rig_file
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
-from pipelines.occworld.distributed import resolve_device
-from pipelines.sensors.camera import colorize, labelled_grid, render_cameras, render_memory_bytes
-from pipelines.sensors.lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import find_artifact
-from pipelines.store.names import check_component, check_name, default_name
+from ..console import ui
+from ..data.dataset import frame_range
+from ..data.demo_world import open_dataset
+from ..data.occ3d import load_labels, npz_bytes
+from ..data.preview import write_mp4
+from ..data.rig import Rig, default_rig, read_rig_file
+from ..errors import BadInput
+from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
+from ..occworld.distributed import resolve_device
+from .camera import colorize, labelled_grid, render_cameras, render_memory_bytes
+from .lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
+from ..store import Workspace, artifact_id, publish
+from ..store.artifacts import find_artifact
+from ..store.names import check_component, check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
 KEYFRAME_HZ = 2.0

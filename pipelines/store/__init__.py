@@ -1,6 +1,6 @@
 """The workspace: artifact folders with manifests, content ids, atomic publishing and locks."""
 
-from pipelines.store.artifacts import (
+from .artifacts import (
     Artifact,
     ArtifactWriter,
     artifact_id,
@@ -8,7 +8,7 @@ from pipelines.store.artifacts import (
     list_artifacts,
     publish,
 )
-from pipelines.store.workspace import Workspace, resolve_workspace
+from .workspace import Workspace, resolve_workspace
 
 __all__ = [
     "Artifact",

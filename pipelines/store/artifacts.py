@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from pipelines import __version__
-from pipelines.console import ui
-from pipelines.errors import BadInput, RunFailure
-from pipelines.store.names import check_name, inside
-from pipelines.store.workspace import KINDS, Workspace
+from .. import __version__
+from ..console import ui
+from ..errors import BadInput, RunFailure
+from .names import check_name, inside
+from .workspace import KINDS, Workspace
 
 MANIFEST = "manifest.json"
 

@@ -15,7 +15,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from pipelines.errors import BadInput
+from ..errors import BadInput
 
 MAX_NAME = 120
 MAX_COMPONENT = 200

@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import BadInput
+from ..errors import BadInput
 
 DEFAULT_WORKSPACE = "gdrive-workspace"
 ENV_WORKSPACE = "GDRIVE_WORKSPACE"

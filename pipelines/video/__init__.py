@@ -38,19 +38,19 @@ Typical use otherwise (names from the submodules above):
 import importlib
 
 _LAZY = {
-    "load_video_model": "pipelines.video.loading",
-    "official_forward": "pipelines.video.official_transformer",
-    "official_vae_encode": "pipelines.video.official_base",
-    "official_vae_decode": "pipelines.video.official_base",
-    "official_text_encode": "pipelines.video.official_base",
-    "official_image_encode": "pipelines.video.official_base",
+    "load_video_model": ".loading",
+    "official_forward": ".official_transformer",
+    "official_vae_encode": ".official_base",
+    "official_vae_decode": ".official_base",
+    "official_text_encode": ".official_base",
+    "official_image_encode": ".official_base",
 }
 __all__ = list(_LAZY)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

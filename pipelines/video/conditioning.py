@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from pipelines.errors import BadInput
-from pipelines.video.configs import VideoConfig
-from pipelines.video.latents import first_frame_latents
+from ..errors import BadInput
+from .configs import VideoConfig
+from .latents import first_frame_latents
 
 # Wan's default negative prompt, as the official GenieDrive scripts pass it (data, not prose)
 WAN_NEGATIVE_PROMPT = (
@@ -40,7 +40,7 @@ def load_tokenizer(folder: Path, flag: str = "--video-model"):
     try:
         return AutoTokenizer.from_pretrained(str(folder))
     except Exception as exc:  # missing files, unreadable JSON, a tokenizer class transformers lacks
-        from pipelines.video.loading import _one_line
+        from .loading import _one_line
 
         raise BadInput(f"{flag} {folder}: cannot load the umT5 tokenizer ({_one_line(exc)}); "
                        "copy google/umt5-xxl's tokenizer files there, or pass --prompt-embeds") from None
@@ -66,7 +66,7 @@ def encode_prompts(text_encoder: torch.nn.Module, tokenizer, texts: list[str], t
 def clip_features(image_encoder: torch.nn.Module, images: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
     """Official CLIP features of images [V, 3, H, W] in [0, 1], or a list of V [3, H, W] of any
     sizes (each squashed to the encoder's square input) -> [V, tokens, width]."""
-    from pipelines.video.official_base import clip_preprocess, image_features
+    from .official_base import clip_preprocess, image_features
 
     param = next(image_encoder.parameters())
     batch = [images] if isinstance(images, torch.Tensor) else [i[None] for i in images]

@@ -20,9 +20,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_FPS, MAX_IMAGE_SIDE, MAX_VIDEO_FRAMES, check_fields
-from pipelines.store.names import check_component
+from ..errors import BadInput
+from ..limits import MAX_FPS, MAX_IMAGE_SIDE, MAX_VIDEO_FRAMES, check_fields
+from ..store.names import check_component
 
 # The official multi-view ring: batch = groups of views in this order, neighbours side by side in
 # the multi-view sequence (FL | F | FR | BR | B | BL). The 1-D RoPE over the row is not circular,

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import AutoencoderKLWan
 
-from pipelines.video.conditioning import clip_features
-from pipelines.video.configs import OptimSpec, VideoConfig
-from pipelines.video.flow import FlowBatch, flow_matching_loss
-from pipelines.video.latents import encode_video, first_frame_latents, text_context
-from pipelines.video.model import MultiViewWanTransformer
+from .conditioning import clip_features
+from .configs import OptimSpec, VideoConfig
+from .flow import FlowBatch, flow_matching_loss
+from .latents import encode_video, first_frame_latents, text_context
+from .model import MultiViewWanTransformer
 
 
 def make_optimizer(model: MultiViewWanTransformer, optim: OptimSpec, lr: float | None = None) -> torch.optim.AdamW:

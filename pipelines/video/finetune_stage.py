@@ -47,20 +47,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipelines.console import ui
-from pipelines.data.dataset import OccDataset, Scene
-from pipelines.errors import BadInput, RunFailure
-from pipelines.limits import MAX_VIDEO_FRAMES, check_int
-from pipelines.occworld.distributed import init_distributed
-from pipelines.occworld.model_artifact import TrainingJob, TrainRequest, run_training
-from pipelines.occworld.trainer import Stage, TrainSettings
-from pipelines.sensors.camera import CameraRender, colorize
-from pipelines.sensors.render import RenderRequest, open_sequence, output_frames, parse_resolution, run_render
-from pipelines.store import Workspace, find_artifact
-from pipelines.store.artifacts import ArtifactWriter, read_manifest
-from pipelines.video.configs import VideoConfig, get_config
-from pipelines.video.finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
-from pipelines.video.loading import (
+from ..console import ui
+from ..data.dataset import OccDataset, Scene
+from ..errors import BadInput, RunFailure
+from ..limits import MAX_VIDEO_FRAMES, check_int
+from ..occworld.distributed import init_distributed
+from ..occworld.model_artifact import TrainingJob, TrainRequest, run_training
+from ..occworld.trainer import Stage, TrainSettings
+from ..sensors.camera import CameraRender, colorize
+from ..sensors.render import RenderRequest, open_sequence, output_frames, parse_resolution, run_render
+from ..store import Workspace, find_artifact
+from ..store.artifacts import ArtifactWriter, read_manifest
+from .configs import VideoConfig, get_config
+from .finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
+from .loading import (
     IMAGE_ENCODER_DIR,
     TEXT_ENCODER_DIR,
     TOKENIZER_DIR,
@@ -77,8 +77,8 @@ from pipelines.video.loading import (
     require_vae,
     save_video_model,
 )
-from pipelines.video.generation_inputs import prompt_plan, resolve_prompts
-from pipelines.video.rollout import check_frames, check_resolution
+from .generation_inputs import prompt_plan, resolve_prompts
+from .rollout import check_frames, check_resolution
 
 KIND = "video-model"
 DEFAULT_CONFIG = "wan2.1-1.3b-t2v"  # the layout a T2V base (--base) widens into
@@ -143,7 +143,7 @@ def _nuscenes_root(ds: OccDataset) -> tuple[dict, Path]:
 
 def nuscenes_source(ds: OccDataset):
     """The nuScenes tables the dataset was prepared from (BadInput when it has no images)."""
-    from pipelines.data.sources.nuscenes import NuScenesSource
+    from ..data.sources.nuscenes import NuScenesSource
 
     cfg, root = _nuscenes_root(ds)
     gts = cfg.get("resolved_source", {}).get("gts") or cfg.get("occ_root")

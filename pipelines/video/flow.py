@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 
-from pipelines.video.configs import FlowSpec
-from pipelines.video.latents import model_input
-from pipelines.video.model import MultiViewWanTransformer
+from .configs import FlowSpec
+from .latents import model_input
+from .model import MultiViewWanTransformer
 
 
 def make_scheduler(flow: FlowSpec, shift: float | None = None) -> FlowMatchEulerDiscreteScheduler:

@@ -44,36 +44,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.console import ui
-from pipelines.data.dataset import OccDataset, Scene
-from pipelines.data.demo_world import open_dataset
-from pipelines.data.preview import write_mp4
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
-from pipelines.occworld.distributed import resolve_device
-from pipelines.occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
+from ..console import ui
+from ..data.dataset import OccDataset, Scene
+from ..data.demo_world import open_dataset
+from ..data.preview import write_mp4
+from ..errors import BadInput
+from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
+from ..occworld.distributed import resolve_device
+from ..occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
                                          resolve_world, run_forecast, world_model_folder, world_model_id)
-from pipelines.occworld.trajectories import read_waypoints
-from pipelines.occworld.world_model import KEYFRAME_DT
-from pipelines.sensors.camera import labelled_grid, render_memory_bytes
-from pipelines.video.side_by_side import SideBySide
-from pipelines.sensors.render import RenderRequest, parse_resolution, run_render
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
-from pipelines.store.names import check_name, default_name, inside
-from pipelines.video.configs import OFFICIAL_VIEWS, VideoConfig
-from pipelines.video.finetune_stage import condition_frames, find_video_model
-from pipelines.video.generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
+from ..occworld.trajectories import read_waypoints
+from ..occworld.world_model import KEYFRAME_DT
+from ..sensors.camera import labelled_grid, render_memory_bytes
+from .side_by_side import SideBySide
+from ..sensors.render import RenderRequest, parse_resolution, run_render
+from ..store import Workspace, artifact_id, publish
+from ..store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
+from ..store.names import check_name, default_name, inside
+from .configs import OFFICIAL_VIEWS, VideoConfig
+from .finetune_stage import condition_frames, find_video_model
+from .generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
                                                resolve_prompts)
-from pipelines.video.loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae
-from pipelines.video.rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
+from .loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae
+from .rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
                                      generate_video)
 
 SCHEMA = 3  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: first frames, CLIP, full_ref, umT5 prompts
 KIND = "generation"
 FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
 FRAMES_PER_KEYFRAME = 6
-DEFAULT_FRAMES = 241  # 20 s: three 81-frame rollout rounds
+DEFAULT_FRAMES = DEFAULT_VIDEO_FRAMES  # 20 s: three 81-frame rollout rounds
 DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
 TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
 OCCUPANCY_DIR = ".occupancy"  # hidden: list_artifacts skips it, it is no artifact of its own

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipelines.data.dataset import OccDataset, Scene
-from pipelines.errors import BadInput
-from pipelines.video.loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel,
+from ..data.dataset import OccDataset, Scene
+from ..errors import BadInput
+from .loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel,
                                     check_image_encoder_fits, has_part, load_encoder)
 
 NO_IMAGES = ("no camera images in a {source} dataset: no reference frame (zero first-frame latents, full_ref and "
@@ -47,7 +47,7 @@ class FirstFrames:
         return "none" if self.ds is None else "camera"
 
     def paths(self) -> list[Path]:
-        from pipelines.video.finetune_stage import nuscenes_source
+        from .finetune_stage import nuscenes_source
 
         source = nuscenes_source(self.ds)
         return [source.keyframe_image(self.scene, self.token, view) for view in self.views]
@@ -59,7 +59,7 @@ class FirstFrames:
             return None, None
         from PIL import Image
 
-        from pipelines.video.finetune_stage import read_camera_image
+        from .finetune_stage import read_camera_image
 
         paths = self.paths()
         frames = torch.from_numpy(np.stack([read_camera_image(p, size) for p in paths])).permute(0, 3, 1, 2)
@@ -77,7 +77,7 @@ def first_frames(ds: OccDataset, scene: Scene, start: int, views: tuple[str, ...
     token = scene.frames[start].token
     if source != "nuscenes":
         return FirstFrames(None, scene.name, token, views, NO_IMAGES.format(source=source))
-    from pipelines.video.finetune_stage import _nuscenes_root
+    from .finetune_stage import _nuscenes_root
 
     _, root = _nuscenes_root(ds)
     return FirstFrames(ds, scene.name, token, views, f"the camera images of keyframe {start} ({root}/samples/...)")
@@ -120,7 +120,7 @@ def resolve_prompts(plan: PromptPlan, folder: Path, video: VideoModel, device: t
     `device` and dropped again (11 GB at full size: it must not stay beside the transformer)."""
     if plan.source != "umt5":
         return plan.embeds
-    from pipelines.video.conditioning import OFFICIAL_PROMPT, WAN_NEGATIVE_PROMPT, encode_prompts, load_tokenizer
+    from .conditioning import OFFICIAL_PROMPT, WAN_NEGATIVE_PROMPT, encode_prompts, load_tokenizer
 
     tokenizer = load_tokenizer(folder / TOKENIZER_DIR)
     encoder = load_encoder(folder, TEXT_ENCODER_DIR).to(device)

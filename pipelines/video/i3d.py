@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from torch import nn
 
 FVD_INPUT_SIZE = 224
-FVD_CLIP_FRAMES = 16
 FVD_FEATURE_DIM = 400
 KINETICS_CLASSES = 400
 

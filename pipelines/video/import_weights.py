@@ -37,19 +37,19 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKLWan
 
-from pipelines.console import ui
-from pipelines.errors import BadInput
-from pipelines.import_weights import ImportRequest, file_source
-from pipelines.store import Workspace, artifact_id, publish
-from pipelines.store.names import check_name, default_name
-from pipelines.video import official_base as ob
-from pipelines.video.configs import CONFIGS, TransformerSpec, VAESpec, VideoConfig
-from pipelines.video.loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, TRANSFORMER_DIR, VAE_DIR,
+from ..console import ui
+from ..errors import BadInput
+from ..import_weights import ImportRequest, file_source
+from ..store import Workspace, artifact_id, publish
+from ..store.names import check_name, default_name
+from . import official_base as ob
+from .configs import CONFIGS, TransformerSpec, VAESpec, VideoConfig
+from .loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, TRANSFORMER_DIR, VAE_DIR,
                                      VIDEO_CONFIG_FILE, _one_line, quiet_hf_progress)
-from pipelines.video.model import transformer_kwargs
-from pipelines.video.official_transformer import (CLIP_TOKENS, _field, official_transformer_kwargs,
+from .model import transformer_kwargs
+from .official_transformer import (CLIP_TOKENS, _field, official_transformer_kwargs,
                                                   transformer_from_official)
-from pipelines.weights import read_state_dict
+from ..weights import read_state_dict
 
 FORMAT = "geniedrive-video"  # its entry in pipelines.import_weights.FORMATS
 KIND = "video-model"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKLWan
 
-from pipelines.video.configs import VideoConfig
+from .configs import VideoConfig
 
 
 def build_vae(config: VideoConfig, seed: int | None = None) -> AutoencoderKLWan:

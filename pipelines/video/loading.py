@@ -40,11 +40,11 @@ from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from huggingface_hub import snapshot_download
 from safetensors.torch import load_file
 
-from pipelines.errors import BadInput
-from pipelines.weights import check_fit
-from pipelines.video.configs import VideoConfig
-from pipelines.video.latents import build_vae
-from pipelines.video.model import MultiViewWanTransformer, build_transformer, transformer_kwargs
+from ..errors import BadInput
+from ..weights import check_fit
+from .configs import VideoConfig
+from .latents import build_vae
+from .model import MultiViewWanTransformer, build_transformer, transformer_kwargs
 
 VIDEO_CONFIG_FILE = "video_config.json"
 TRANSFORMER_DIR = "transformer"
@@ -291,7 +291,7 @@ def quiet_hf_progress():
 
 
 def _load_encoder(folder: Path, component: str, flag: str) -> torch.nn.Module:
-    from pipelines.video.official_base import load_component  # transformers: only when there is one
+    from .official_base import load_component  # transformers: only when there is one
 
     with quiet_hf_progress():
         return load_component(folder, component, flag)

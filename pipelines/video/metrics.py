@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipelines.console import ui
-from pipelines.errors import BadInput
-from pipelines.limits import check_int
-from pipelines.weights import read_state_dict
-from pipelines.video import i3d, inception
+from ..console import ui
+from ..errors import BadInput
+from ..limits import FVD_CLIP_FRAMES, check_int
+from ..weights import read_state_dict
+from . import i3d, inception
 
 METRICS = ("fid", "fvd")
 
@@ -307,7 +307,7 @@ class VideoEvalRequest:
     fid_weights: Path | None
     fvd_weights: Path | None
     metrics: tuple[str, ...] = METRICS
-    clip_frames: int = i3d.FVD_CLIP_FRAMES
+    clip_frames: int = FVD_CLIP_FRAMES
     all_clips: bool = False
     frame_stride: int = 1
     unpaired: bool = False
@@ -343,7 +343,7 @@ def _check_samples(name: str, counts: dict[str, int], dim: int, dirs: dict[str, 
 
 def run_evaluate_video(req: VideoEvalRequest) -> dict:
     """FID and/or FVD of the generated folder against the real one; the report as a dict."""
-    from pipelines.occworld.distributed import resolve_device
+    from ..occworld.distributed import resolve_device
 
     check_request(req)
     real_dir, gen_dir = Path(req.real), Path(req.generated)

@@ -36,8 +36,8 @@ from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnProcessor, WanTransformer3DModel
 from torch import nn
 
-from pipelines.video.configs import VideoConfig
-from pipelines.video.multiview import NormalizedMultiViewAttention
+from .configs import VideoConfig
+from .multiview import NormalizedMultiViewAttention
 
 
 def default_multiview_blocks(num_layers: int, every: int = 3) -> list[int]:

@@ -57,11 +57,11 @@ import torch.nn.functional as F
 from diffusers import AutoencoderKLWan
 from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-from pipelines.errors import BadInput
-from pipelines.video.loading import VideoModel
-from pipelines.video.loading import _load as _load_diffusers
-from pipelines.video.loading import _one_line
-from pipelines.weights import _is_torchscript, _refusal
+from ..errors import BadInput
+from .loading import VideoModel
+from .loading import _load as _load_diffusers
+from .loading import _one_line
+from ..weights import _is_torchscript, _refusal
 
 # --- names and official sizes ---------------------------------------------------------------------
 

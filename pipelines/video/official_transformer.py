@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-from pipelines.errors import BadInput
-from pipelines.video.loading import VideoModel, _one_line, _read_state_dict
-from pipelines.video.model import MultiViewWanTransformer, default_multiview_blocks
+from ..errors import BadInput
+from .loading import VideoModel, _one_line, _read_state_dict
+from .model import MultiViewWanTransformer, default_multiview_blocks
 
 # The official model's fixed parts: a 6-view ring (FL, F, FR, BR, B, BL), eta 0.2 on the
 # multi-view residual, CLIP ViT-H features (257 tokens of width 1280), RoPE tables of 1024 positions.

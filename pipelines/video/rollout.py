@@ -15,12 +15,12 @@ from typing import Callable
 import torch
 from diffusers import AutoencoderKLWan
 
-from pipelines.errors import BadInput
-from pipelines.video.configs import VideoConfig
-from pipelines.video.flow import sample_latents
-from pipelines.video.conditioning import as_clip_input, round_reference
-from pipelines.video.latents import decode_latents, encode_video, text_context
-from pipelines.video.model import MultiViewWanTransformer
+from ..errors import BadInput
+from .configs import VideoConfig
+from .flow import sample_latents
+from .conditioning import as_clip_input, round_reference
+from .latents import decode_latents, encode_video, text_context
+from .model import MultiViewWanTransformer
 
 
 def check_frames(frames: int, flag: str = "--frames", multiple: int = 4) -> int:

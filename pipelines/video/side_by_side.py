@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from pipelines.data.occ3d import load_labels
-from pipelines.data.preview import label, preview_frame, read_mp4
-from pipelines.sensors.camera import labelled_grid
+from ..data.occ3d import load_labels
+from ..data.preview import label, preview_frame, read_mp4
+from ..sensors.camera import labelled_grid
 
 HEIGHT = 512
 

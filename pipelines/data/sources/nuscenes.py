@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.occ3d import (
+from ..occ3d import (
     GRID_SHAPE,
     RANGE_MIN,
     THING_CLASSES,
@@ -46,11 +46,11 @@ from pipelines.data.occ3d import (
     axis_centres,
     load_labels,
 )
-from pipelines.data.rig import CAMERA_NAMES, Camera, Lidar, Rig
-from pipelines.data.scene import Instance, SceneData, SceneMeta
-from pipelines.data.sources.nuscenes_classes import category_class_name, category_to_class
-from pipelines.errors import BadInput
-from pipelines.geometry import pose_matrix, quat_to_matrix
+from ..rig import CAMERA_NAMES, Camera, Lidar, Rig
+from ..scene import Instance, SceneData, SceneMeta
+from .nuscenes_classes import category_class_name, category_to_class
+from ...errors import BadInput
+from ...geometry import pose_matrix, quat_to_matrix
 
 # Every voxel whose centre is within this many metres outside a box (on each axis of the box)
 # still belongs to it: Occ3D voxelisation and annotation jitter put object voxels on box faces.

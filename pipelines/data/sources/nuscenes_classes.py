@@ -9,7 +9,7 @@ strollers, wheelchairs, and any category name this table does not know) is `othe
 
 from __future__ import annotations
 
-from pipelines.data.occ3d import CLASS_INDEX
+from ..occ3d import CLASS_INDEX
 
 # Exact category names -> Occ3D class name.
 _EXACT = {

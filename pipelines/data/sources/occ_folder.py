@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from pipelines.data.occ3d import CLASS_INDEX, FREE, GRID_SHAPE, NUM_CLASSES, check_grid, zlib_error
-from pipelines.data.rig import Rig, default_rig, read_rig_file
-from pipelines.data.scene import SceneData, SceneMeta
-from pipelines.errors import BadInput
-from pipelines.geometry import pose_matrix
-from pipelines.limits import MAX_SCENE_FRAMES, read_text_file
-from pipelines.store.names import check_component
+from ..occ3d import CLASS_INDEX, FREE, GRID_SHAPE, NUM_CLASSES, check_grid, zlib_error
+from ..rig import Rig, default_rig, read_rig_file
+from ..scene import SceneData, SceneMeta
+from ...errors import BadInput
+from ...geometry import pose_matrix
+from ...limits import MAX_SCENE_FRAMES, read_text_file
+from ...store.names import check_component
 
 POSE_COLUMNS = ("frame", "timestamp_us", "x", "y", "z", "qw", "qx", "qy", "qz")
 CLASS_FILE = "classes.yaml"
@@ -147,7 +147,7 @@ class OccFolderSource:
         return self.fingerprint()
 
     def load(self, name: str) -> SceneData:
-        from pipelines.sensors.raycast import visibility_masks
+        from ...sensors.raycast import visibility_masks
 
         scene_dir = self.root / name
         frames, ts, poses = _read_poses(scene_dir / "poses.csv")

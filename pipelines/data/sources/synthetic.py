@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from pipelines.data.scene import SceneData
-from pipelines.errors import BadInput
+from ..scene import SceneData
+from ...errors import BadInput
 
 
 # Bump when the generator's output changes for the same config, so old datasets are not reused.
@@ -17,7 +17,7 @@ class SyntheticSource:
     parallel = True  # scenes are independent: generate them in worker processes
 
     def __init__(self, seed: int, scenes: int, frames: int, overrides: dict | None = None):
-        from pipelines.data.synthetic.config import SyntheticConfig
+        from ..synthetic.config import SyntheticConfig
 
         known = {f.name for f in dataclasses.fields(SyntheticConfig)}
         unknown = sorted(set(overrides or {}) - known)
@@ -39,6 +39,6 @@ class SyntheticSource:
         return {"seed": self.seed, "generator": GENERATOR_VERSION, "synthetic": dataclasses.asdict(self.config)}
 
     def load(self, name: str) -> SceneData:
-        from pipelines.data.synthetic.generate import generate_scene
+        from ..synthetic.generate import generate_scene
 
         return generate_scene(self.seed, int(name.split("-")[-1]), self.config)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from pipelines.errors import BadInput
-from pipelines.limits import MAX_SYNTHETIC_FRAMES
+from ...errors import BadInput
+from ...limits import MAX_SYNTHETIC_FRAMES
 
 # Plausible ranges (the shares default to 0..1): beyond them a scene would not fit in memory or
 # would not be a city any more.

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX
-from pipelines.data.synthetic import sim
-from pipelines.data.synthetic.config import (
+from ..occ3d import CLASS_INDEX
+from . import sim
+from .config import (
     EGO_HEIGHT,
     EGO_LENGTH,
     EGO_WIDTH,
@@ -29,10 +29,10 @@ from pipelines.data.synthetic.config import (
     SCENE_KINDS,
     SyntheticConfig,
 )
-from pipelines.data.synthetic.paths import PathBuilder, move_options, traverse, vehicle_route
-from pipelines.data.synthetic.roads import RoadNetwork, back_of, heading_yaw, left_of, right_of
-from pipelines.data.synthetic.signals import Signals, replan
-from pipelines.data.synthetic.traffic import VEHICLE_LOOK, Agent, Reserved, make_vehicle, run_simulation
+from .paths import PathBuilder, move_options, traverse, vehicle_route
+from .roads import RoadNetwork, back_of, heading_yaw, left_of, right_of
+from .signals import Signals, replan
+from .traffic import VEHICLE_LOOK, Agent, Reserved, make_vehicle, run_simulation
 
 EGO_BACK = 5.0  # m of path behind the ego's start
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import MAX_EGO_SPEED, SyntheticConfig
+from .config import MAX_EGO_SPEED, SyntheticConfig
 
 
 def network_extent(config: SyntheticConfig) -> float:

@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_NAMES, GRID_SHAPE
-from pipelines.data.rig import Rig, default_rig
-from pipelines.data.scene import Instance, SceneData, SceneMeta
-from pipelines.data.synthetic.config import (
+from ..occ3d import CLASS_NAMES, GRID_SHAPE
+from ..rig import Rig, default_rig
+from ..scene import Instance, SceneData, SceneMeta
+from .config import (
     BOX_BOTTOM_Z,
     EGO_REAR_AXLE_TO_CENTRE,
     EPOCH_US,
@@ -30,17 +30,17 @@ from pipelines.data.synthetic.config import (
     SCENE_GAP_US,
     SyntheticConfig,
 )
-from pipelines.data.synthetic.ego import ego_events, plan_ego, program_lights, scene_kind
-from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
-from pipelines.data.synthetic.roads import build_network
-from pipelines.data.synthetic.sim import STATIC
-from pipelines.data.synthetic.signals import make_signals
-from pipelines.data.synthetic.traffic import SimResult, drop_conflicts, run_simulation, spawn_pedestrians, spawn_vehicles
-from pipelines.data.synthetic.voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
-from pipelines.data.synthetic.world import District, build_world
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
-from pipelines.sensors.raycast import visibility_masks
+from .ego import ego_events, plan_ego, program_lights, scene_kind
+from .frame import MapFrame, network_extent, scene_streams
+from .roads import build_network
+from .sim import STATIC
+from .signals import make_signals
+from .traffic import SimResult, drop_conflicts, run_simulation, spawn_pedestrians, spawn_vehicles
+from .voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
+from .world import District, build_world
+from ...errors import BadInput
+from ...geometry import planar_pose
+from ...sensors.raycast import visibility_masks
 
 GRID_REACH = 40.0 * math.sqrt(2.0) + 1.0  # m from the ego origin to the farthest grid corner
 

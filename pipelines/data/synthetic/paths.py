@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.data.synthetic.roads import DIRS, STOP_GAP, RoadNetwork, back_of, left_of, right_normal, right_of
+from .roads import DIRS, STOP_GAP, RoadNetwork, back_of, left_of, right_normal, right_of
 
 DS = 0.25  # m between path samples
 A_LAT = 2.2  # m/s^2 lateral acceleration allowed in curves

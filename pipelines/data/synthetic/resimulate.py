@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.rig import Rig, default_rig
-from pipelines.data.scene import Instance
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames, world_bounds
-from pipelines.data.synthetic.routes import scene_roads, simulated, synthetic_origin
-from pipelines.data.synthetic.voxelise import boxes_in_ego, static_raster
-from pipelines.data.synthetic.world import build_world
-from pipelines.errors import BadInput
-from pipelines.geometry import planar_pose
+from ..rig import Rig, default_rig
+from ..scene import Instance
+from .config import SyntheticConfig
+from .generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames, world_bounds
+from .routes import scene_roads, simulated, synthetic_origin
+from .voxelise import boxes_in_ego, static_raster
+from .world import build_world
+from ...errors import BadInput
+from ...geometry import planar_pose
 
 LATTICE = 2.0  # m: raster origins move in steps of 2 m (a multiple of the voxel and of the floor)
 MAX_BEYOND = 600  # keyframes the simulation may run past a scene's end (5 min)

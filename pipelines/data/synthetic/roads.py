@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import LANE_WIDTH, PARKING_WIDTH, SyntheticConfig
+from .config import LANE_WIDTH, PARKING_WIDTH, SyntheticConfig
 
 DIRS = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])  # E, N, W, S
 STOP_GAP = 3.0  # m between the crosswalk and the stop line (long vehicles swing wide when turning)

@@ -31,12 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.config import EGO_REAR_AXLE_TO_CENTRE, KEYFRAME_DT, LANE_WIDTH, SyntheticConfig
-from pipelines.data.synthetic.frame import MapFrame, network_extent, scene_streams
-from pipelines.data.synthetic.paths import Path, PathBuilder, traverse
-from pipelines.data.synthetic.roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal
-from pipelines.data.synthetic.sim import STATIC
-from pipelines.data.synthetic.traffic import Agent
+from .config import EGO_REAR_AXLE_TO_CENTRE, KEYFRAME_DT, LANE_WIDTH, SyntheticConfig
+from .frame import MapFrame, network_extent, scene_streams
+from .paths import Path, PathBuilder, traverse
+from .roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal
+from .sim import STATIC
+from .traffic import Agent
 
 ROUTES = ("straight", "turn_left", "turn_right", "lane_change_left", "lane_change_right", "stop")
 LANE_CHANGE_S = 3.0  # s a lane change takes
@@ -205,7 +205,7 @@ def available(net: RoadNetwork, at: LanePosition, start: np.ndarray, yaw: float,
 def synthetic_origin(scene) -> tuple[int, int, SyntheticConfig] | None:
     """(seed, index, config) of a scene of a synthetic dataset made by this generator, else None
     (other sources, edited datasets, or datasets of an older generator: no road graph to use)."""
-    from pipelines.data.sources.synthetic import GENERATOR_VERSION
+    from ..sources.synthetic import GENERATOR_VERSION
 
     fields = scene.dataset.manifest.get("id_fields", {})
     if fields.get("source") != "synthetic" or fields.get("generator") != GENERATOR_VERSION:
@@ -223,7 +223,7 @@ def simulated(seed: int, index: int, config: SyntheticConfig, beyond: int = 0):
     """The scene's simulation, run at least `beyond` keyframes past its end. Its first frames do
     not depend on how far it runs, so one run serves every request up to its length (a route, its
     counterfactual truth, a longer route later); the two latest scenes are kept."""
-    from pipelines.data.synthetic.generate import Simulated
+    from .generate import Simulated
 
     need = -(-max(beyond, 0) // SIM_CHUNK) * SIM_CHUNK
     key = (seed, index, config)
@@ -257,7 +257,7 @@ def scene_route(scene, start: int, move: str, speed: float, steps: int) -> Route
     simulation (the others react to it by the simulator's rules: lights, gaps, no overlap); None
     when the scene has no road graph (not synthetic). BadInput when the move does not exist from
     there, naming the ones that do."""
-    from pipelines.errors import BadInput
+    from ...errors import BadInput
 
     origin = synthetic_origin(scene)
     if origin is None:

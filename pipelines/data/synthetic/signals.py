@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.data.synthetic.roads import RoadNetwork, back_of
+from .roads import RoadNetwork, back_of
 
 CLEARANCE = 3.0  # s of all-red after every phase
 

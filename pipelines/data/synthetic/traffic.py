@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX
-from pipelines.data.synthetic import sim
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.paths import DS, Path, pedestrian_route, vehicle_route
-from pipelines.data.synthetic.roads import RoadNetwork, back_of
-from pipelines.data.synthetic.signals import Signals
+from ..occ3d import CLASS_INDEX
+from . import sim
+from .config import SyntheticConfig
+from .paths import DS, Path, pedestrian_route, vehicle_route
+from .roads import RoadNetwork, back_of
+from .signals import Signals
 
 VEHICLE_LOOK = 50.0  # m of corridor a vehicle checks at most
 PED_LOOK = 4.0

@@ -17,9 +17,9 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-from pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE, axis_centres
-from pipelines.data.synthetic.roads import RoadNetwork
-from pipelines.data.synthetic.world import World
+from ..occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE, axis_centres
+from .roads import RoadNetwork
+from .world import World
 
 C_DRIVE, C_OTHER_FLAT, C_SIDEWALK, C_TERRAIN, C_MANMADE, C_VEG = 11, 12, 13, 14, 15, 16
 GROUND_K = 2  # the ground layer: voxel centre z = 0.0

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.data.occ3d import CLASS_INDEX
-from pipelines.data.synthetic import sim
-from pipelines.data.synthetic.config import SyntheticConfig
-from pipelines.data.synthetic.roads import DIRS, RoadNetwork, right_normal
-from pipelines.data.synthetic.traffic import Agent
+from ..occ3d import CLASS_INDEX
+from . import sim
+from .config import SyntheticConfig
+from .roads import DIRS, RoadNetwork, right_normal
+from .traffic import Agent
 
 C = CLASS_INDEX
 TOP_K = 15  # highest voxel layer (centre z = 5.2 m)

@@ -218,6 +218,19 @@ def test_ego_warp_and_registration_recover_a_known_motion():
     assert terr < 0.3 and math.degrees(yerr) < 1.0 and share > 0.8
 
 
+@pytest.mark.parametrize("off", [(5.0, -3.0, 20.0), (20.0, 14.0, -60.0)])
+def test_registration_around_the_command_finds_the_motion_inside_and_outside_its_window(off):
+    """The adherence search starts in a window around the commanded pose (±12 m, ±45°); a command
+    further from the forecast's motion than that falls back to the whole range, same answer."""
+    ref = _structured_grid()
+    truth = planar_pose(3.2, -1.6, math.radians(7))
+    moved = warp_occupancy(ref, truth)
+    command = planar_pose(3.2 + off[0], -1.6 + off[1], math.radians(7 + off[2]))
+    pose, share = register_static(moved, ref, around=command)
+    terr, yerr = motion_error(pose, truth)
+    assert terr < 0.3 and math.degrees(yerr) < 1.0 and share > 0.8
+
+
 def test_demo_weights_forecast_with_only_scene_and_trajectory(capsys, tmp_path):
     r = run_cli(capsys, "prepare-occ", "--scenes", "1", "--frames", "6", "--name", "demo", "--no-previews")
     assert r.code == 0, r.err

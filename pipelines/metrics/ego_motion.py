@@ -61,14 +61,19 @@ def _best(px, py, pz, plab, ref, xs, ys, yaws):
     return cands[int(np.argmax(scores))], int(scores.max())
 
 
-def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: float = 45.0,
-                    max_yaw: float = math.radians(100), max_points: int = 6000) -> tuple[np.ndarray, float]:
+def register_static(moving: np.ndarray, reference: np.ndarray, around: np.ndarray | None = None,
+                    max_translation: float = 45.0, max_yaw: float = math.radians(100), max_points: int = 6000,
+                    window: tuple[float, float] = (12.0, math.radians(45))) -> tuple[np.ndarray, float]:
     """Recover B's ego pose in A from grids `moving` (seen from B) and `reference` (seen from A).
 
     Static-class voxels of `moving` are moved by candidate planar poses and scored by how many land
-    on a voxel of `reference` with the same label, less those landing on another label; coarse-to-fine grid search over x, y in
-    ±max_translation and yaw in ±max_yaw. Returns (pose [4, 4], net score share: (matches -
-    mismatches) / points, floored at 0).
+    on a voxel of `reference` with the same label, less those landing on another label; coarse-to-fine
+    grid search (1.2 m / 3 deg, then 0.4 m / 1 deg, then 0.1 m / 0.25 deg). The coarse stage covers x,
+    y in ±max_translation and yaw in ±max_yaw; with `around` (the commanded pose [4, 4], what control
+    adherence compares with) it first covers only ±window[0] m and ±window[1] around it, about 30
+    times fewer candidates, and falls back to the whole range when the best candidate lies on that
+    window's edge (the forecast is further off than the window, or the peak is outside it). Returns
+    (pose [4, 4], net score share: (matches - mismatches) / points, floored at 0).
     """
     static = np.isin(moving, STATIC_CLASSES)
     idx = np.argwhere(static)
@@ -84,8 +89,19 @@ def register_static(moving: np.ndarray, reference: np.ndarray, max_translation: 
 
     ref = np.ascontiguousarray(reference, np.uint8)
     pc = split(coarse)
-    best, _ = _best(*pc, ref, _grid(-max_translation, max_translation, 1.2), _grid(-max_translation, max_translation, 1.2),
-                    _grid(-max_yaw, max_yaw, math.radians(3)))
+    steps = (1.2, math.radians(3))
+    best = None
+    if around is not None:
+        cx, cy, cyaw = float(around[0, 3]), float(around[1, 3]), yaw_of(around)
+        span, yspan = window
+        xs, ys, yaws = cx + _grid(-span, span, steps[0]), cy + _grid(-span, span, steps[0]), cyaw + _grid(-yspan, yspan, steps[1])
+        best, _ = _best(*pc, ref, xs, ys, yaws)
+        on_edge = best[0] in (xs[0], xs[-1]) or best[1] in (ys[0], ys[-1]) or best[2] in (yaws[0], yaws[-1])
+        if on_edge:
+            best = None
+    if best is None:
+        best, _ = _best(*pc, ref, _grid(-max_translation, max_translation, steps[0]),
+                        _grid(-max_translation, max_translation, steps[0]), _grid(-max_yaw, max_yaw, steps[1]))
     pf = split(fine)
     for span, step, yspan, ystep in ((1.2, 0.4, math.radians(3), math.radians(1)), (0.4, 0.1, math.radians(1), math.radians(0.25))):
         best, score = _best(*pf, ref, best[0] + _grid(-span, span, step), best[1] + _grid(-span, span, step),

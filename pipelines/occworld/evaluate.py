@@ -97,7 +97,7 @@ def evaluate_windows(model: WorldModel, windows: ForecastWindows, indices, devic
                 cm["ego_warp"][f] += confusion_matrix(warp_occupancy(current, rel[PAST + 1 + f]), gt)
         if adherence:
             for h, f in HORIZONS:
-                recovered, _ = register_static(pred[f], current)
+                recovered, _ = register_static(pred[f], current, around=rel[PAST + 1 + f])
                 errors[h].append(motion_error(recovered, rel[PAST + 1 + f]))
         if advance:
             advance()

@@ -267,7 +267,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
                          "control": dict(zip(("dx", "dy", "dyaw", "speed", "yaw_rate"), map(float, ctrl[i]))),
                          "command": COMMANDS[int(cmds[i])]}
                 if req.adherence:
-                    recovered, share = register_static(sem, observed[-1])
+                    recovered, share = register_static(sem, observed[-1], around=poses[i])
                     terr, yerr = motion_error(recovered, poses[i])
                     entry["recovered_ego_in_start"] = recovered.tolist()
                     entry["adherence"] = {"translation_m": terr, "yaw_deg": math.degrees(yerr), "matched_share": share}

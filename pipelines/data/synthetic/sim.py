@@ -17,6 +17,10 @@ One compiled loop (numba) over fixed time steps. Per step and agent:
 
 Agent kinds: vehicle and pedestrian (controlled), trailer (rigidly follows its tractor on the
 tractor's path; trailers only exist on straight routes), static (parked, cones, barriers...).
+
+The compiled functions are cached on disk (numba `cache=True`). A cache entry records the module's
+import name and is keyed on this file's size and time, so this file changed with the move to
+`geniedrive.pipelines` (a checkout's caches from `pipelines.` would otherwise be loaded and fail).
 """
 
 from __future__ import annotations

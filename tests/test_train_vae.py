@@ -36,6 +36,17 @@ def test_train_vae_publishes_a_loadable_model_and_reuses_it(capsys, tmp_path, da
     assert again.code == 0 and again.json()["reused"] is True and "reusing model 'v'" in again.err
 
 
+def test_the_default_paper_config_on_a_cpu_says_so(capsys, dataset):
+    """Without --model-config the VAE is the official GPU size; on a CPU the run says so and names
+    the CPU config (a user who left the flag out trained 'paper' without a word)."""
+    r = run_cli(capsys, "train-vae", "--dataset", "tiny", "--steps", "1", "--batch-size", "1", "--device", "cpu",
+                "--name", "p")
+    assert r.code == 0, r.err
+    assert "training the 'paper' VAE" in r.err and "--model-config small" in r.err
+    r = run_cli(capsys, *ARGS, "--name", "d", "--device", "cpu")
+    assert r.code == 0 and "training the 'paper' VAE" not in r.err
+
+
 def test_train_vae_bad_input(capsys, tmp_path, dataset):
     r = run_cli(capsys, *ARGS, "--name", "fresh", "--resume")
     assert r.code == 2 and len(r.err_lines) == 1 and "--resume: no run state" in r.err

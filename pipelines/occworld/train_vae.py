@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..console import ui
 from ..data.cache import open_cache
 from ..data.dataset import OccDataset
 from .configs import get_config
@@ -25,6 +26,9 @@ def run_train_vae(ws: Workspace, req: TrainVAERequest) -> dict:
     ds = OccDataset.open(req.dataset, ws.root)
 
     def build_stage(device):
+        if cfg.name == "paper" and device.type == "cpu":  # the default: said, since it is the GPU size
+            ui.warn("training the 'paper' VAE (the official sizes, made for GPUs) on the CPU; for CPU work pass "
+                    "--model-config small (the demo weights' size)")
         stage = vae_stage(cfg.vae, open_cache(ds), device)
         return stage, lambda trained: {"vae": trained}
 

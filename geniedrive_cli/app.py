@@ -22,7 +22,7 @@ try:  # Typer >= 0.22 vendors its own click; older ones use click itself.
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from . import edit, evaluate, finetune_video, forecast, generate, import_weights, model_info, options, prepare_occ, render, train_forecaster, train_vae
+from . import edit, evaluate, finetune_video, forecast, generate, import_weights, list_cmd, model_info, options, prepare_occ, render, train_forecaster, train_vae
 from ..pipelines import __version__
 from ..pipelines.console import ui
 from ..pipelines.errors import GdriveError
@@ -39,6 +39,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "generate": generate.command,
     "finetune-video": finetune_video.command,
     "evaluate": evaluate.command,
+    "list": list_cmd.command,
 }
 
 _GLOBAL_HELP = "Global options (before or after the command): " + "; ".join(

@@ -37,13 +37,18 @@ class UI:
     def warn(self, msg: str) -> None:
         self.console.print(f"warning: {msg}", markup=False, style="yellow")
 
-    def table(self, title: str, columns: list[str], rows: list[list]) -> None:
+    def table(self, title: str, columns: list[str], rows: list[list], stdout: bool = False) -> None:
+        """A titled table on stderr with the other messages, or on stdout when it is the command's
+        result (`gdrive list`: a listing one pipes into grep)."""
         t = Table(title=title)
         for c in columns:
             t.add_column(c)
         for r in rows:
             t.add_row(*[str(v) for v in r])
-        self.console.print(t)
+        if stdout:
+            Console(highlight=False, soft_wrap=True, quiet=self.quiet).print(t)
+        else:
+            self.console.print(t)
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator["ProgressHandle"]:

@@ -100,7 +100,7 @@ HEAVY = ("torch", "numpy", "diffusers", "transformers", "open3d", "nuscenes", "s
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["forecast", "--help"], ["generate", "--help"],
-                                  ["evaluate", "--help"], ["finetune-video", "--help"]])
+                                  ["evaluate", "--help"], ["finetune-video", "--help"], ["list", "--help"]])
 def test_help_and_version_import_no_heavy_library(args):
     """`gdrive --help`, `--version` and every command's help stay fast: the pipelines (torch,
     diffusers, open3d, nuscenes-devkit, ...) are imported when a command runs, not before."""

@@ -164,7 +164,7 @@ class OccDataset:
             if name not in self.scene_names():
                 have = self.scene_names()
                 shown = ", ".join(have[:10]) + (f" … ({len(have)} in all)" if len(have) > 10 else "")
-                raise BadInput(f"--scene '{name}': not in dataset '{self.name}' (scenes: {shown}); list them with `gdrive prepare-occ --name {self.name} --json`")
+                raise BadInput(f"--scene '{name}': not in dataset '{self.name}' (scenes: {shown}); list them with `gdrive list scenes --dataset {self.name}`")
             path = self.root / "scenes" / name / "scene.json"
             try:
                 raw = json.loads(path.read_text())

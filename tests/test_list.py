@@ -1,0 +1,47 @@
+"""`gdrive list`: what the workspace holds, from the manifests, as a table or JSON."""
+
+from __future__ import annotations
+
+from tests.helpers import artifact_dirs, run_cli, write_occ_folder
+
+
+def test_list_datasets_scenes_and_forecasts(capsys, tmp_path):
+    assert run_cli(capsys, "prepare-occ", "--scenes", "2", "--frames", "6", "--name", "two", "--no-previews").code == 0
+    src = write_occ_folder(tmp_path / "export", scenes=1, frames=3)
+    assert run_cli(capsys, "prepare-occ", "--source", "occ-folder", "--dataroot", src, "--name", "exp",
+                   "--no-previews").code == 0
+    r = run_cli(capsys, "--json", "list")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["what"] == "datasets"
+    assert [(i["name"], i["source"], i["scenes"]) for i in out["items"]] == [("two", "synthetic", 2), ("exp", "occ-folder", 1)]
+    r = run_cli(capsys, "--json", "list", "scenes", "--dataset", "two")
+    assert r.code == 0 and r.json()["dataset"] == "two"
+    assert [(s["name"], s["frames"]) for s in r.json()["items"]] == [("scene-0000", 6), ("scene-0001", 6)]
+    r = run_cli(capsys, "forecast", "--dataset", "two", "--scene", "scene-0001", "--horizon", "1", "--no-previews",
+                "--no-adherence", "--name", "f1")
+    assert r.code == 0, r.err
+    r = run_cli(capsys, "--json", "list", "forecasts")
+    (item,) = r.json()["items"]
+    assert (item["name"], item["dataset"], item["scene"], item["traj"]) == ("f1", "two", "scene-0001", "straight")
+    r = run_cli(capsys, "list", "scenes", "--dataset", "two")
+    assert r.code == 0 and "scene-0001" in r.out and "scenes of dataset 'two'" in r.out
+
+
+def test_list_refuses_unknown_things_in_one_line(capsys, tmp_path):
+    r = run_cli(capsys, "list", "foo")
+    assert r.code == 2 and len(r.err_lines) == 1 and "choose one of datasets, scenes, models" in r.err
+    r = run_cli(capsys, "list", "models", "--dataset", "x")
+    assert r.code == 2 and len(r.err_lines) == 1 and "--dataset" in r.err
+    r = run_cli(capsys, "list", "scenes", "--dataset", "nope")
+    assert r.code == 2 and len(r.err_lines) == 1 and "no such dataset" in r.err
+    r = run_cli(capsys, "--json", "list", "renders")
+    assert r.code == 0 and r.json()["items"] == []
+    assert not (tmp_path / "ws").exists() or artifact_dirs(tmp_path / "ws", "datasets") == []
+
+
+def test_a_missing_scene_points_to_gdrive_list_not_to_a_command_that_overwrites(capsys):
+    assert run_cli(capsys, "prepare-occ", "--scenes", "1", "--frames", "6", "--name", "one", "--no-previews").code == 0
+    r = run_cli(capsys, "forecast", "--dataset", "one", "--scene", "scene-0009", "--no-previews")
+    assert r.code == 2 and len(r.err_lines) == 1
+    assert "gdrive list scenes --dataset one" in r.err and "prepare-occ" not in r.err

@@ -13,7 +13,7 @@ from ..pipelines.store import Workspace
 
 def command(
     scene: Annotated[str, typer.Option(help="Scene name in the dataset (e.g. scene-0000).")],
-    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right (on synthetic scenes along the road graph: the next junction's exit, the lane, the lead vehicle) | fixed_<name> (the same as fixed shapes: a 10 m radius arc, a 3 s lane shift) | gt | a waypoint file (.csv/.json: t, x, y[, yaw] in the start ego frame).")] = "straight",
+    traj: Annotated[str, typer.Option(help="straight | turn_left | turn_right | stop | lane_change_left | lane_change_right (on synthetic scenes along the road graph: the next junction's exit, the lane, the lead vehicle) | fixed_<name> (the same as fixed shapes: a 10 m radius arc, a 3 s lane shift) | gt | a waypoint file (.csv/.json: t (s), x, y (m) in the start ego frame, optional yaw_deg in degrees counter-clockwise from forward).")] = "straight",
     dataset: Annotated[str, typer.Option(help="Dataset name, id or 'latest'.")] = "latest",
     model: Annotated[Optional[str], typer.Option(help="World model (name, id, 'latest' or folder); default: the shipped demo weights.")] = None,
     frame: Annotated[Optional[int], typer.Option(help="Start keyframe index (default 3: the first with 3 past frames).")] = None,

@@ -110,3 +110,14 @@ def test_help_and_version_import_no_heavy_library(args):
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "LOADED", proc.stdout[-300:]
+
+
+def test_every_help_that_takes_an_angle_gives_its_unit(capsys):
+    """Waypoint yaw and edit's yaw are degrees, and each help that mentions a yaw says so."""
+    seen = 0
+    for name in COMMANDS:
+        text = run_cli(capsys, name, "--help").out
+        if re.search(r"yaw", text, re.I):
+            seen += 1
+            assert "degrees" in text, name
+    assert seen >= 2  # forecast (waypoint files) and edit (--by, --at)

@@ -182,14 +182,17 @@ def test_named_trajectories_have_their_shape():
         named("loop", 1.0, 3)
 
 
-def test_waypoint_files_csv_and_json_agree(tmp_path):
-    (tmp_path / "a.csv").write_text("t,x,y,yaw\n0.5,1,0,0\n1.0,2,0.5,0.1\n")
-    (tmp_path / "a.json").write_text(json.dumps({"waypoints": [{"t": 0.5, "x": 1, "y": 0, "yaw": 0},
-                                                               {"t": 1.0, "x": 2, "y": 0.5, "yaw": 0.1}]}))
+def test_waypoint_files_csv_and_json_agree_with_yaw_in_degrees(tmp_path):
+    (tmp_path / "a.csv").write_text("t,x,y,yaw_deg\n0.5,1,0,0\n1.0,2,0.5,30\n")
+    (tmp_path / "a.json").write_text(json.dumps({"waypoints": [{"t": 0.5, "x": 1, "y": 0, "yaw_deg": 0},
+                                                               {"t": 1.0, "x": 2, "y": 0.5, "yaw_deg": 30}]}))
     a, b = read_waypoints(tmp_path / "a.csv"), read_waypoints(tmp_path / "a.json")
     assert np.array_equal(a, b)
     xy = from_waypoints(a, None, "a.csv")
-    assert np.allclose(xy, [[1, 0, 0], [2, 0.5, 0.1]])
+    assert np.allclose(xy, [[1, 0, 0], [2, 0.5, math.radians(30)]])
+    (tmp_path / "old.csv").write_text("t,x,y,yaw\n0.5,1,0,0\n1.0,2,0.5,0.1\n")  # the unit would be a guess
+    with pytest.raises(BadInput, match="column 'yaw' has no unit; name it yaw_deg"):
+        read_waypoints(tmp_path / "old.csv")
     with pytest.raises(BadInput, match="--horizon 5: the waypoints"):
         from_waypoints(a, 5, "a.csv")
 

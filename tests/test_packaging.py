@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -57,9 +58,15 @@ def test_a_wheel_installed_elsewhere_forecasts_the_embedded_default(tmp_path):
     dependencies are this environment's, by path, so nothing is downloaded), and run `gdrive
     forecast` on the embedded default from a folder holding a foreign `pipelines/` package: the
     demo world is built and the shipped demo weights are read from the installed package data."""
-    wheels = tmp_path / "wheels"
+    wheels, source = tmp_path / "wheels", tmp_path / "source"
+    source.mkdir()
+    # built from a copy: setuptools leaves build/ beside the sources, and a stale build/lib in the
+    # checkout would put deleted modules into later wheels
+    for part in ("pyproject.toml", "README.md", "geniedrive", "pipelines", "geniedrive_cli", "assets"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy2
+        copy(REPO / part, source / part, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(wheels), str(REPO)], capture_output=True, text=True, timeout=600)
+                            "-w", str(wheels), str(source)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr[-2000:]
     (wheel,) = wheels.glob("geniedrive-*.whl")
     env = tmp_path / "env"

@@ -143,7 +143,7 @@ def resolve_trajectory(req: ForecastRequest, scene, start: int) -> tuple[np.ndar
     if _is_file_traj(req.traj):
         path = Path(req.traj)
         if not path.is_file():
-            raise BadInput(f"--traj {path}: no such waypoint file; give a CSV/JSON with t, x, y[, yaw] or a name: "
+            raise BadInput(f"--traj {path}: no such waypoint file; give a CSV/JSON with t, x, y[, yaw_deg] or a name: "
                            f"{', '.join(NAMED)}, gt")
         xyyaw = from_waypoints(read_waypoints(path), req.horizon, str(path))
         poses = poses_of(xyyaw)

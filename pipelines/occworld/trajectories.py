@@ -82,27 +82,33 @@ def unknown_trajectory(name: str) -> BadInput:
 
 
 def read_waypoints(path: Path) -> np.ndarray:
-    """A waypoint file -> [N, 4] (t, x, y, yaw or NaN). CSV with a header, or JSON: a list of
-    objects or {"waypoints": [...]}; columns t (s), x, y (m, start ego frame)[, yaw (rad)]."""
+    """A waypoint file -> [N, 4] (t, x, y, yaw in radians or NaN). CSV with a header, or JSON: a
+    list of objects or {"waypoints": [...]}; columns t (s), x, y (m, start ego frame)[, yaw_deg
+    (degrees counter-clockwise from forward, as `edit --at`)]. A bare `yaw` column is refused: its
+    unit would be a guess (it was radians before 0.1), and a wrong guess turns the route silently."""
     text = read_text_file(path, "waypoint file", "--traj")  # bounded, UTF-8 (a byte-order mark is fine)
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
             rows = data["waypoints"] if isinstance(data, dict) else data
             if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-                raise BadInput(f"--traj {path}: JSON must be a list of {{t, x, y[, yaw]}} objects (or {{\"waypoints\": [...]}})")
+                raise BadInput(f"--traj {path}: JSON must be a list of {{t, x, y[, yaw_deg]}} objects (or {{\"waypoints\": [...]}})")
         else:
             rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except (ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"--traj {path}: not a waypoint file ({type(exc).__name__}: {exc}); see the README for the format") from None
     if not rows:
-        raise BadInput(f"--traj {path}: no waypoints; give rows of t, x, y[, yaw]")
+        raise BadInput(f"--traj {path}: no waypoints; give rows of t, x, y[, yaw_deg]")
     missing = [c for c in ("t", "x", "y") if c not in rows[0]]
     if missing:
-        raise BadInput(f"--traj {path}: missing column(s) {', '.join(missing)}; the columns are t, x, y[, yaw]")
+        raise BadInput(f"--traj {path}: missing column(s) {', '.join(missing)}; the columns are t, x, y[, yaw_deg]")
+    if "yaw" in rows[0]:
+        raise BadInput(f"--traj {path}: column 'yaw' has no unit; name it yaw_deg and give degrees counter-clockwise "
+                       "from forward (a file in radians: multiply by 57.2958)")
     try:
         arr = np.array([[float(r["t"]), float(r["x"]), float(r["y"]),
-                         float(r["yaw"]) if r.get("yaw") not in (None, "") else np.nan] for r in rows], np.float64)
+                         math.radians(float(r["yaw_deg"])) if r.get("yaw_deg") not in (None, "") else np.nan]
+                        for r in rows], np.float64)
     except (TypeError, ValueError, KeyError) as exc:
         raise BadInput(f"--traj {path}: a waypoint value is not a number ({exc}); every row needs t, x, y") from None
     if not np.isfinite(arr[:, :3]).all() or np.isinf(arr[:, 3]).any():

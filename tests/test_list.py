@@ -45,3 +45,16 @@ def test_a_missing_scene_points_to_gdrive_list_not_to_a_command_that_overwrites(
     r = run_cli(capsys, "forecast", "--dataset", "one", "--scene", "scene-0009", "--no-previews")
     assert r.code == 2 and len(r.err_lines) == 1
     assert "gdrive list scenes --dataset one" in r.err and "prepare-occ" not in r.err
+
+
+def test_after_an_edit_a_scene_outside_it_names_the_dataset_that_has_it(capsys):
+    """`edit` makes a one-scene dataset, which becomes --dataset latest; asking it for another
+    scene exits 2 naming the dataset that holds that scene."""
+    assert run_cli(capsys, "prepare-occ", "--scenes", "2", "--frames", "6", "--name", "two", "--no-previews").code == 0
+    inst = run_cli(capsys, "--json", "edit", "--dataset", "two", "--scene", "scene-0000", "--list").json()["instances"][0]
+    r = run_cli(capsys, "edit", "--dataset", "two", "--scene", "scene-0000", "--remove", inst["id"], "--name", "cut",
+                "--no-previews")
+    assert r.code == 0, r.err
+    r = run_cli(capsys, "forecast", "--scene", "scene-0001", "--horizon", "1", "--no-previews")
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert "not in dataset 'cut'" in r.err and "it is in dataset 'two' (pass --dataset two)" in r.err

@@ -135,6 +135,17 @@ class OccDataset:
         self._workspace = workspace
         self._scenes: dict[str, Scene] = {}
 
+    def _elsewhere(self, scene: str) -> str:
+        """Where else in the workspace the scene is: after `gdrive edit`, `--dataset latest` is the
+        edited dataset, which holds only the edited scene."""
+        if self._workspace is None:
+            return ""
+        from ..store.artifacts import list_artifacts
+
+        hits = [a.name for a in reversed(list_artifacts(self._workspace, "dataset"))
+                if a.path.resolve() != self.root.resolve() and any(s.get("name") == scene for s in a.manifest.get("scenes", []))]
+        return f"; it is in dataset '{hits[0]}' (pass --dataset {hits[0]})" if hits else ""
+
     @classmethod
     def open(cls, ref: str, workspace: str | Path | None = None, flag: str = "--dataset") -> "OccDataset":
         """Open by name, id, id prefix or 'latest' in a workspace, or by a dataset folder path."""
@@ -164,7 +175,8 @@ class OccDataset:
             if name not in self.scene_names():
                 have = self.scene_names()
                 shown = ", ".join(have[:10]) + (f" … ({len(have)} in all)" if len(have) > 10 else "")
-                raise BadInput(f"--scene '{name}': not in dataset '{self.name}' (scenes: {shown}); list them with `gdrive list scenes --dataset {self.name}`")
+                raise BadInput(f"--scene '{name}': not in dataset '{self.name}' (scenes: {shown}){self._elsewhere(name)}; "
+                               f"list them with `gdrive list scenes --dataset {self.name}`")
             path = self.root / "scenes" / name / "scene.json"
             try:
                 raw = json.loads(path.read_text())

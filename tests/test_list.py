@@ -58,3 +58,25 @@ def test_after_an_edit_a_scene_outside_it_names_the_dataset_that_has_it(capsys):
     r = run_cli(capsys, "forecast", "--scene", "scene-0001", "--horizon", "1", "--no-previews")
     assert r.code == 2 and len(r.err_lines) == 1, r.err
     assert "not in dataset 'cut'" in r.err and "it is in dataset 'two' (pass --dataset two)" in r.err
+
+
+def test_default_names_carry_the_dataset(capsys):
+    """Renders and forecasts of one scene from two datasets are told apart by name, not only by hash."""
+    for ds in ("north", "south"):
+        assert run_cli(capsys, "prepare-occ", "--scenes", "1", "--frames", "6", "--name", ds, "--seed",
+                       "1" if ds == "north" else "2", "--no-previews").code == 0
+    names = []
+    for ds in ("north", "south"):
+        r = run_cli(capsys, "--json", "render", "--dataset", ds, "--scene", "scene-0000", "--resolution", "32x64",
+                    "--no-lidar", "--frames", "0:1", "--no-previews", "--cameras", "CAM_FRONT")
+        assert r.code == 0, r.err
+        names.append(r.json()["name"])
+        r = run_cli(capsys, "--json", "forecast", "--dataset", ds, "--scene", "scene-0000", "--traj", "gt",
+                    "--horizon", "1", "--no-previews", "--no-adherence")
+        assert r.code == 0, r.err
+        forecast = r.json()["name"]
+        assert forecast.startswith(f"{ds}-scene-0000-gt")
+        r = run_cli(capsys, "--json", "render", "--occ", forecast, "--resolution", "32x64", "--no-lidar",
+                    "--no-previews", "--cameras", "CAM_FRONT")
+        assert r.code == 0 and r.json()["name"].startswith(f"{forecast}-32x64-"), r.err
+    assert names[0].startswith("north-scene-0000-32x64-") and names[1].startswith("south-scene-0000-32x64-")

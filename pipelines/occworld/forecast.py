@@ -227,7 +227,7 @@ def run_forecast(ws: Workspace, req: ForecastRequest) -> dict:
         id_fields["world"] = "simulator"
     ident = artifact_id("forecast", SCHEMA, id_fields, inputs)
     label = traj_desc.get("name", traj_desc["kind"])
-    name = req.name or default_name(f"{scene.name}-{label}", ident)
+    name = req.name or default_name(f"{ds.name}-{scene.name}-{label}", ident)  # the dataset too: one scene, many datasets
 
     def build(w) -> dict:
         first = max(0, start - PAST)

@@ -45,7 +45,7 @@ from ..occworld.distributed import resolve_device
 from .camera import colorize, labelled_grid, render_cameras, render_memory_bytes
 from .lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from ..store import Workspace, artifact_id, publish
-from ..store.artifacts import find_artifact
+from ..store.artifacts import find_artifact, read_manifest
 from ..store.names import check_component, check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
@@ -82,6 +82,7 @@ class Sequence:
     load: Callable[[int], np.ndarray]  # i -> semantics [200, 200, 16]
     instances: Callable[[int], np.ndarray | None]  # i -> [200, 200, 16] uint16 or None
     source: dict  # id fields describing the source
+    origin: str = ""  # what default names start with: the dataset's name, or the --occ folder's
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -113,7 +114,7 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
         frames = scene.frames
         return Sequence(scene.name, [f.token for f in frames], scene.poses, times, rig,
                         scene.semantics, lambda i: frames[i].instance_grid(),
-                        {"dataset": ds.id, "scene": scene.name})
+                        {"dataset": ds.id, "scene": scene.name}, ds.name)
     folder = _occ_folder(ws, req.occ)
     files = sorted(folder.glob("gts/*/*/labels.npz"))
     if not files:
@@ -144,7 +145,20 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
                                             "mtimes": [f.stat().st_mtime_ns for f in files]}, {})
     return Sequence(scenes[0], [f.parent.name for f in files], poses, times, rig,
                     lambda i: load_labels(files[i], require_masks=False)["semantics"], lambda i: None,
-                    {"occ": str(folder.resolve()), "content": digest})
+                    {"occ": str(folder.resolve()), "content": digest}, _occ_origin(folder))
+
+
+def _occ_origin(folder: Path) -> str:
+    """What renders of an --occ folder are named after: a forecast's name (it carries its dataset),
+    the dataset of generate's own occupancy (its frames.json), else the folder's name."""
+    manifest = read_manifest(folder) or {}
+    if manifest.get("kind") == "forecast" and manifest.get("name"):
+        return str(manifest["name"])
+    try:
+        dataset = json.loads((folder / "frames.json").read_text()).get("dataset")
+    except (OSError, ValueError, AttributeError):
+        dataset = None
+    return str(dataset) if isinstance(dataset, str) and dataset else folder.name
 
 
 def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -222,7 +236,10 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
     id_fields = {"source": seq.source, "keyframes": keys, "cameras": names, "resolution": [height, width],
                  "lidar": req.lidar, "fps": fps, "repeat": req.repeat, "rig": rig_out.to_dict()}
     ident = artifact_id("render", SCHEMA, id_fields, {})
-    name = req.name or default_name(f"{seq.name}-{height}x{width}", ident)
+    # the default name carries where the keyframes come from: three renders of one scene from three
+    # datasets differed only by their hash
+    base = seq.origin if seq.name in seq.origin else f"{seq.origin}-{seq.name}" if seq.origin else seq.name
+    name = req.name or default_name(f"{base}-{height}x{width}", ident)
     device = resolve_device(req.device)
 
     def build(w) -> dict:

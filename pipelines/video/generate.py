@@ -312,7 +312,7 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
             inputs["prompt_embeds"] = prompt_id
     ident = artifact_id("generate", SCHEMA, id_fields, inputs)
     label = traj_desc.get("name", traj_desc["kind"])
-    name = req.name or default_name(f"{scene.name}-{label}-{req.frames}f", ident)
+    name = req.name or default_name(f"{ds.name}-{scene.name}-{label}-{req.frames}f", ident)  # the dataset too
     reusable_artifact(ws, KIND, name, ident, req.force)  # a --name clash exits 2 before any stage runs
     return Plan(ds, scene, start, horizon, traj_desc, poses, resolution, views, video, video_dir, settings, prompts,
                 first, id_fields, inputs, ident, name)

@@ -70,7 +70,7 @@ def test_finetune_writes_a_loadable_video_model_and_logs_the_loss(capsys, nus_wo
     run = ws / "runs" / "v3" / "last"
     assert json.loads((run / "state.json").read_text())["step"] == 3 and (run / "optimizer.safetensors").is_file()
     renders = artifact_dirs(ws, "renders")
-    assert len(renders) == 1 and renders[0].startswith("scene-0061-32x64")
+    assert len(renders) == 1 and renders[0].startswith("nus-scene-0061-32x64")  # default names carry the dataset
     again = run_cli(capsys, *TRAIN, "--steps", "3", "--name", "v3", "--workspace", ws)
     assert again.code == 0 and again.err == ""  # reused, quietly
 

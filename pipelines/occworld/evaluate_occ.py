@@ -15,7 +15,7 @@ from .distributed import resolve_device
 from ..data.synthetic.routes import ROUTES
 from .evaluate import HORIZONS, evaluate_windows
 from .evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,
-                                                        planned_routes)
+                                      planned_routes)
 from .forecast import DEMO_MODEL
 from .forecast_stage import FUTURE, PAST
 from .params import parameter_report

@@ -36,7 +36,7 @@ from .forecast_stage import PAST
 from ..data.synthetic.routes import scene_route
 from .surface_routes import surface_route
 from .trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
-                                             unknown_trajectory)
+                           unknown_trajectory)
 from .world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
 from ..sensors.raycast import visibility_masks
 from ..store import Workspace, artifact_id, find_artifact, publish

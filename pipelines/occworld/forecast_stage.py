@@ -24,7 +24,7 @@ from .fuse_stage import fusion_stage
 from .losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
 from .trainer import Stage
 from .world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
-                                            window_steps)
+                          window_steps)
 
 TRAJ_WEIGHT = 0.01
 ROT_WEIGHT = 1.0

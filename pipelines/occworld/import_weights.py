@@ -28,7 +28,7 @@ from .checkpoint import save_weights
 from .configs import CONFIGS, WorldModelConfig
 from .model_artifact import MODEL_SCHEMA
 from .official_weights import (LOSS_BUFFERS, forecaster_state_from_official,
-                                                 vae_state_from_official)
+                               vae_state_from_official)
 from .world_model import WorldModel
 from ..store import Workspace, artifact_id, publish
 from ..store.names import check_name, default_name

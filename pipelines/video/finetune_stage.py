@@ -61,22 +61,22 @@ from ..store.artifacts import ArtifactWriter, read_manifest
 from .configs import VideoConfig, get_config
 from .finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
 from .loading import (
-    IMAGE_ENCODER_DIR,
-    TEXT_ENCODER_DIR,
-    TOKENIZER_DIR,
-    VAE_DIR,
-    VIDEO_CONFIG_FILE,
-    VideoModel,
-    build_video_model,
-    check_base_config,
-    check_image_encoder_fits,
-    has_part,
-    load_encoder,
-    load_base_model,
-    load_video_model,
-    require_vae,
-    save_video_model,
-)
+                      IMAGE_ENCODER_DIR,
+                      TEXT_ENCODER_DIR,
+                      TOKENIZER_DIR,
+                      VAE_DIR,
+                      VIDEO_CONFIG_FILE,
+                      VideoModel,
+                      build_video_model,
+                      check_base_config,
+                      check_image_encoder_fits,
+                      has_part,
+                      load_encoder,
+                      load_base_model,
+                      load_video_model,
+                      require_vae,
+                      save_video_model,
+                      )
 from .generation_inputs import prompt_plan, resolve_prompts
 from .rollout import check_frames, check_resolution
 

@@ -52,7 +52,7 @@ from ..errors import BadInput
 from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from ..occworld.distributed import resolve_device
 from ..occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
-                                         resolve_world, run_forecast, world_model_folder, world_model_id)
+                                 resolve_world, run_forecast, world_model_folder, world_model_id)
 from ..occworld.trajectories import read_waypoints
 from ..occworld.world_model import KEYFRAME_DT
 from ..sensors.camera import labelled_grid, render_memory_bytes
@@ -64,10 +64,10 @@ from ..store.names import check_name, default_name, inside
 from .configs import OFFICIAL_VIEWS, VideoConfig
 from .finetune_stage import condition_frames, find_video_model
 from .generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
-                                               resolve_prompts)
+                                resolve_prompts)
 from .loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae
 from .rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
-                                     generate_video)
+                      generate_video)
 
 SCHEMA = 3  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: first frames, CLIP, full_ref, umT5 prompts
 KIND = "generation"

@@ -24,7 +24,7 @@ import torch
 from ..data.dataset import OccDataset, Scene
 from ..errors import BadInput
 from .loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel,
-                                    check_image_encoder_fits, has_part, load_encoder)
+                      check_image_encoder_fits, has_part, load_encoder)
 
 NO_IMAGES = ("no camera images in a {source} dataset: no reference frame (zero first-frame latents, full_ref and "
              "CLIP features, as the official pipeline without an image)")

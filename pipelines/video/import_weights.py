@@ -45,10 +45,10 @@ from ..store.names import check_name, default_name
 from . import official_base as ob
 from .configs import CONFIGS, TransformerSpec, VAESpec, VideoConfig
 from .loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, TRANSFORMER_DIR, VAE_DIR,
-                                     VIDEO_CONFIG_FILE, _one_line, quiet_hf_progress)
+                      VIDEO_CONFIG_FILE, _one_line, quiet_hf_progress)
 from .model import transformer_kwargs
 from .official_transformer import (CLIP_TOKENS, _field, official_transformer_kwargs,
-                                                  transformer_from_official)
+                                   transformer_from_official)
 from ..weights import read_state_dict
 
 FORMAT = "geniedrive-video"  # its entry in pipelines.import_weights.FORMATS

@@ -18,9 +18,9 @@ count is timed best of 3 after a warm-up run (peak = torch.cuda.max_memory_alloc
 
 With no CUDA device the same full-size released model runs on the CPU (fp32) on a short clip,
 `--cpu-frames` (default 5 frames = 2 latent frames; 81 would take days on 2 cores), at 1 and 2
-steps, once each without a warm-up, with the VAE taking one view at a time (diffusers slicing: the
-same work; all six at once went past the 24 GB of the reference machine) (each run takes minutes; first-call overheads are small beside
-that): the JSON records `"device": "cpu"`, the per-step and fixed seconds at that length, and no
+steps, once each without a warm-up (each run takes minutes; first-call overheads are small beside
+that), with the VAE taking one view at a time (diffusers slicing: the same work; all six at once
+went past the 24 GB of the reference machine). The JSON records `"device": "cpu"`, the per-step and fixed seconds at that length, and no
 verdict on the goal, since the attention cost grows with the square of the frames. Peak = the
 process's peak RSS. Writes bench/results/video.json atomically.
 

@@ -82,7 +82,7 @@ class Sequence:
     load: Callable[[int], np.ndarray]  # i -> semantics [200, 200, 16]
     instances: Callable[[int], np.ndarray | None]  # i -> [200, 200, 16] uint16 or None
     source: dict  # id fields describing the source
-    origin: str = ""  # what default names start with: the dataset's name, or the --occ folder's
+    label: str = ""  # what default names start with: where the keyframes come from, and the scene
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -114,7 +114,7 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
         frames = scene.frames
         return Sequence(scene.name, [f.token for f in frames], scene.poses, times, rig,
                         scene.semantics, lambda i: frames[i].instance_grid(),
-                        {"dataset": ds.id, "scene": scene.name}, ds.name)
+                        {"dataset": ds.id, "scene": scene.name}, f"{ds.name}-{scene.name}")
     folder = _occ_folder(ws, req.occ)
     files = sorted(folder.glob("gts/*/*/labels.npz"))
     if not files:
@@ -125,10 +125,10 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
         check_component(n, f"--occ {folder}", "scene folder name")
     if len(scenes) > 1:
         raise BadInput(f"--occ {folder}: holds scenes {', '.join(scenes)}; render one at a time from a folder with one scene")
-    poses, times = None, None
+    poses, times, dataset = None, None, None
     meta = folder / "frames.json"
     if meta.is_file():  # a forecast: keyframe order, times and poses in its start frame
-        order, poses, times = _forecast_frames(meta)
+        order, poses, times, dataset = _forecast_frames(meta)
         by_token = {f.parent.name: f for f in files}
         files = [by_token[t] for t in order if t in by_token]
     if poses is None or len(poses) != len(files):
@@ -145,26 +145,24 @@ def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
                                             "mtimes": [f.stat().st_mtime_ns for f in files]}, {})
     return Sequence(scenes[0], [f.parent.name for f in files], poses, times, rig,
                     lambda i: load_labels(files[i], require_masks=False)["semantics"], lambda i: None,
-                    {"occ": str(folder.resolve()), "content": digest}, _occ_origin(folder))
+                    {"occ": str(folder.resolve()), "content": digest}, _occ_label(folder, scenes[0], dataset))
 
 
-def _occ_origin(folder: Path) -> str:
-    """What renders of an --occ folder are named after: a forecast's name (it carries its dataset),
-    the dataset of generate's own occupancy (its frames.json), else the folder's name."""
+def _occ_label(folder: Path, scene: str, dataset: str | None) -> str:
+    """What renders of an --occ folder are named after: a forecast's name (it carries its dataset
+    and scene), the dataset named in generate's own occupancy's frames.json, else the folder."""
     manifest = read_manifest(folder) or {}
     if manifest.get("kind") == "forecast" and manifest.get("name"):
         return str(manifest["name"])
-    try:
-        dataset = json.loads((folder / "frames.json").read_text()).get("dataset")
-    except (OSError, ValueError, AttributeError):
-        dataset = None
-    return str(dataset) if isinstance(dataset, str) and dataset else folder.name
+    return f"{dataset or folder.name}-{scene}"
 
 
-def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A forecast's frames.json: (tokens, ego poses [K, 4, 4] in its start frame, times [K] s)."""
+def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray, str | None]:
+    """A forecast's frames.json: (tokens, ego poses [K, 4, 4] in its start frame, times [K] s, the
+    dataset it names or None)."""
     try:
         info = json.loads(meta.read_text())
+        dataset = info.get("dataset") if isinstance(info.get("dataset"), str) and info.get("dataset") else None
         order = [check_component(e["token"], str(meta), "frame token") for e in info["frames"]]
         poses = np.array([e["ego_in_start"] for e in info["frames"]], np.float64).reshape(len(order), 4, 4)
         times = np.array([e["t_s"] for e in info["frames"]], np.float64).reshape(len(order))
@@ -173,7 +171,7 @@ def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
                        "folder's keyframes in place, or forecast again") from None
     if not (np.isfinite(poses).all() and np.isfinite(times).all()):
         raise BadInput(f"--occ {meta}: holds a non-finite pose or time; forecast again")
-    return order, poses, times
+    return order, poses, times, dataset
 
 
 def interpolate_pose(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
@@ -238,8 +236,7 @@ def run_render(ws: Workspace, req: RenderRequest) -> dict:
     ident = artifact_id("render", SCHEMA, id_fields, {})
     # the default name carries where the keyframes come from: three renders of one scene from three
     # datasets differed only by their hash
-    base = seq.origin if seq.name in seq.origin else f"{seq.origin}-{seq.name}" if seq.origin else seq.name
-    name = req.name or default_name(f"{base}-{height}x{width}", ident)
+    name = req.name or default_name(f"{seq.label or seq.name}-{height}x{width}", ident)
     device = resolve_device(req.device)
 
     def build(w) -> dict:

@@ -61,23 +61,23 @@ from ..store.artifacts import ArtifactWriter, read_manifest
 from .configs import VideoConfig, get_config
 from .finetune import encode_training_batch, finetune_step, make_optimizer, set_gradient_checkpointing
 from .loading import (
-                      IMAGE_ENCODER_DIR,
-                      TEXT_ENCODER_DIR,
-                      TOKENIZER_DIR,
-                      VAE_DIR,
-                      VIDEO_CONFIG_FILE,
-                      VideoModel,
-                      build_video_model,
-                      check_base_config,
-                      check_image_encoder_fits,
-                      has_part,
-                      load_encoder,
-                      load_base_model,
-                      load_video_model,
-                      require_vae,
-                      save_video_model,
-                      )
-from .generation_inputs import prompt_plan, resolve_prompts
+    IMAGE_ENCODER_DIR,
+    TEXT_ENCODER_DIR,
+    TOKENIZER_DIR,
+    VAE_DIR,
+    VIDEO_CONFIG_FILE,
+    VideoModel,
+    build_video_model,
+    check_base_config,
+    has_part,
+    load_encoder,
+    load_base_model,
+    load_video_model,
+    require_image_encoder,
+    require_vae,
+    save_video_model,
+)
+from .generation_inputs import PromptPlan, prompt_plan, resolve_prompts
 from .rollout import check_frames, check_resolution
 
 KIND = "video-model"
@@ -275,7 +275,7 @@ class Plan:
     init: Path | None = None  # a video model folder (--init)
     base: str | None = None  # a Wan2.1 folder or hub id (--base); neither: random weights
     inputs: dict = field(default_factory=dict)
-    prompt: str = "none"  # 'umt5': the official prompt by the --init model's umT5; 'none': zeros
+    prompt: PromptPlan | None = None  # the --init model's (its umT5 gives the official prompt); None: zeros
 
 
 def find_video_model(ws: Workspace, ref: str, flag: str = "--video-model") -> Path:
@@ -313,12 +313,8 @@ def _resolve_config(ws: Workspace, req: FinetuneVideoRequest) -> tuple[VideoConf
     if not has_part(folder, VAE_DIR):
         raise BadInput(f"--init {folder}: has no vae/ (imported without its base), and fine-tuning encodes video "
                        "with it; import the model again with --base DIR (gdrive import-weights --format geniedrive-video)")
-    if cfg.transformer.i2v and not has_part(folder, IMAGE_ENCODER_DIR):
-        raise BadInput(f"--init {folder}: an i2v model trains on CLIP features of the first frames and it has no "
-                       f"{IMAGE_ENCODER_DIR}/; import the model again with --base DIR "
-                       "(gdrive import-weights --format geniedrive-video)")
     if cfg.transformer.i2v:
-        check_image_encoder_fits(folder, cfg, "--init")
+        require_image_encoder(folder, cfg, "--init")
     if req.video_config is not None and req.video_config != cfg.name:
         raise BadInput(f"--video-config {req.video_config}: the --init model is a '{cfg.name}' model; drop --video-config")
     return cfg, folder
@@ -408,8 +404,8 @@ def plan_finetune(ws: Workspace, req: FinetuneVideoRequest) -> Plan:
     else:  # a local base by absolute path, a hub id as given, None for random weights
         local = req.base is not None and Path(req.base).expanduser().is_dir()
         start = {"base": str(Path(req.base).expanduser().resolve()) if local else req.base}
-    prompt = "none" if init is None else prompt_plan(init, None).source
-    inputs = {"dataset": ds.id, **start, "prompt": prompt,
+    prompt = None if init is None else prompt_plan(init, None)
+    inputs = {"dataset": ds.id, **start, "prompt": "none" if prompt is None else prompt.source,
               "clips": {"split": req.split, "stride": req.clip_stride, "scenes": [s.name for s in scenes]}}
     return Plan(cfg, ds, scenes, frames, req.clip_stride, settings, init, req.base, inputs, prompt)
 
@@ -461,9 +457,9 @@ def _start_model(plan: Plan, seed: int) -> VideoModel:
 def training_prompt(plan: Plan, model: VideoModel, device: torch.device) -> torch.Tensor | None:
     """[1, text_len, text_dim]: the official (empty) prompt by the --init model's umT5 when it has
     one with its tokenizer, the prompt `generate` samples it with; else None (zero embeddings)."""
-    if plan.init is None or plan.prompt != "umt5":
+    if plan.prompt is None or plan.prompt.source != "umt5":
         return None
-    return resolve_prompts(prompt_plan(plan.init, None), plan.init, model, device)["prompt"]
+    return resolve_prompts(plan.prompt, plan.init, model, device)["prompt"]
 
 
 def _carry_frozen_parts(init: Path | None, folder: Path) -> None:

@@ -23,8 +23,8 @@ import torch
 
 from ..data.dataset import OccDataset, Scene
 from ..errors import BadInput
-from .loading import (IMAGE_ENCODER_DIR, TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel,
-                      check_image_encoder_fits, has_part, load_encoder)
+from .loading import (TEXT_ENCODER_DIR, TOKENIZER_DIR, VideoModel, has_part, load_encoder,
+                      require_image_encoder)
 
 NO_IMAGES = ("no camera images in a {source} dataset: no reference frame (zero first-frame latents, full_ref and "
              "CLIP features, as the official pipeline without an image)")
@@ -106,13 +106,8 @@ def prompt_plan(folder: Path, file_embeds: dict[str, torch.Tensor] | None) -> Pr
 
 def check_image_encoder(folder: Path, video: VideoModel, frames: FirstFrames) -> None:
     """An i2v model given images needs its CLIP image encoder."""
-    if not (video.config.transformer.i2v and frames.ds is not None):
-        return
-    if not has_part(folder, IMAGE_ENCODER_DIR):
-        raise BadInput(f"--video-model {folder}: an i2v model needs CLIP features of the first frames and has no "
-                       f"{IMAGE_ENCODER_DIR}/; import it again with its base (gdrive import-weights --format "
-                       "geniedrive-video ... --base DIR)")
-    check_image_encoder_fits(folder, video.config)
+    if video.config.transformer.i2v and frames.ds is not None:
+        require_image_encoder(folder, video.config)
 
 
 def resolve_prompts(plan: PromptPlan, folder: Path, video: VideoModel, device: torch.device) -> dict[str, torch.Tensor]:

@@ -308,9 +308,14 @@ def has_part(folder: Path, sub: str) -> bool:
     return (Path(folder) / sub / "config.json").is_file()
 
 
-def check_image_encoder_fits(folder: Path, config: VideoConfig, flag: str = "--video-model") -> None:
-    """BadInput when the folder's image_encoder/ (CLIP vision, from its config.json, no weights
-    read) gives features the i2v transformer does not take: width image_dim, image_tokens tokens."""
+def require_image_encoder(folder: Path, config: VideoConfig, flag: str = "--video-model") -> None:
+    """An i2v model needs CLIP features of its first frames: BadInput when the folder has no
+    image_encoder/, or one (CLIP vision, read from its config.json, no weights) whose features the
+    transformer does not take (width image_dim, image_tokens tokens)."""
+    if not has_part(folder, IMAGE_ENCODER_DIR):
+        raise BadInput(f"{flag} {folder}: an i2v model needs CLIP features of the first frames and has no "
+                       f"{IMAGE_ENCODER_DIR}/; import it again with its base (gdrive import-weights --format "
+                       "geniedrive-video ... --base DIR)")
     path = Path(folder) / IMAGE_ENCODER_DIR / "config.json"
     try:
         clip = json.loads(path.read_text())

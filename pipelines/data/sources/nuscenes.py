@@ -39,13 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from ..occ3d import (
-                     GRID_SHAPE,
-                     RANGE_MIN,
-                     THING_CLASSES,
-                     VOXEL_SIZE,
-                     axis_centres,
-                     load_labels,
-                     )
+    GRID_SHAPE,
+    RANGE_MIN,
+    THING_CLASSES,
+    VOXEL_SIZE,
+    axis_centres,
+    load_labels,
+)
 from ..rig import CAMERA_NAMES, Camera, Lidar, Rig
 from ..scene import Instance, SceneData, SceneMeta
 from .nuscenes_classes import category_class_name, category_to_class

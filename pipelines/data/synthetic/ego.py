@@ -22,13 +22,13 @@ import numpy as np
 from ..occ3d import CLASS_INDEX
 from . import sim
 from .config import (
-                     EGO_HEIGHT,
-                     EGO_LENGTH,
-                     EGO_WIDTH,
-                     MAX_EGO_SPEED,
-                     SCENE_KINDS,
-                     SyntheticConfig,
-                     )
+    EGO_HEIGHT,
+    EGO_LENGTH,
+    EGO_WIDTH,
+    MAX_EGO_SPEED,
+    SCENE_KINDS,
+    SyntheticConfig,
+)
 from .paths import PathBuilder, move_options, traverse, vehicle_route
 from .roads import RoadNetwork, back_of, heading_yaw, left_of, right_of
 from .signals import Signals, replan

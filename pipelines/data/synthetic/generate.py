@@ -22,14 +22,14 @@ from ..occ3d import CLASS_NAMES, GRID_SHAPE
 from ..rig import Rig, default_rig
 from ..scene import Instance, SceneData, SceneMeta
 from .config import (
-                     BOX_BOTTOM_Z,
-                     EGO_REAR_AXLE_TO_CENTRE,
-                     EPOCH_US,
-                     KEYFRAME_DT,
-                     KEYFRAME_US,
-                     SCENE_GAP_US,
-                     SyntheticConfig,
-                     )
+    BOX_BOTTOM_Z,
+    EGO_REAR_AXLE_TO_CENTRE,
+    EPOCH_US,
+    KEYFRAME_DT,
+    KEYFRAME_US,
+    SCENE_GAP_US,
+    SyntheticConfig,
+)
 from .ego import ego_events, plan_ego, program_lights, scene_kind
 from .frame import MapFrame, network_extent, scene_streams
 from .roads import build_network

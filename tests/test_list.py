@@ -24,6 +24,11 @@ def test_list_datasets_scenes_and_forecasts(capsys, tmp_path):
     r = run_cli(capsys, "--json", "list", "forecasts")
     (item,) = r.json()["items"]
     assert (item["name"], item["dataset"], item["scene"], item["traj"]) == ("f1", "two", "scene-0001", "straight")
+    r = run_cli(capsys, "render", "--dataset", "two", "--scene", "scene-0001", "--resolution", "32x64", "--no-lidar",
+                "--frames", "0:1", "--no-previews", "--cameras", "CAM_FRONT")
+    assert r.code == 0, r.err
+    (item,) = run_cli(capsys, "--json", "list", "renders").json()["items"]
+    assert (item["dataset"], item["scene"]) == ("two", "scene-0001")
     r = run_cli(capsys, "list", "scenes", "--dataset", "two")
     assert r.code == 0 and "scene-0001" in r.out and "scenes of dataset 'two'" in r.out
 
@@ -80,3 +85,13 @@ def test_default_names_carry_the_dataset(capsys):
                     "--no-previews", "--cameras", "CAM_FRONT")
         assert r.code == 0 and r.json()["name"].startswith(f"{forecast}-32x64-"), r.err
     assert names[0].startswith("north-scene-0000-32x64-") and names[1].startswith("south-scene-0000-32x64-")
+
+
+def test_a_missing_dataset_hint_never_suggests_an_invalid_name(capsys):
+    """`--dataset ../evil` is no name: the hint to make one keeps the NAME placeholder."""
+    assert run_cli(capsys, "prepare-occ", "--scenes", "1", "--frames", "6", "--name", "one", "--no-previews").code == 0
+    r = run_cli(capsys, "list", "scenes", "--dataset", "../evil")
+    assert r.code == 2 and len(r.err_lines) == 1
+    assert "make it with `gdrive prepare-occ --name NAME`" in r.err
+    r = run_cli(capsys, "list", "scenes", "--dataset", "other")
+    assert r.code == 2 and "make it with `gdrive prepare-occ --name other`" in r.err

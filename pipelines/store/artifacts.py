@@ -31,7 +31,7 @@ from typing import Any, Iterator
 from .. import __version__
 from ..console import ui
 from ..errors import BadInput, RunFailure
-from .names import check_name, inside
+from .names import RESERVED, check_name, inside, is_valid_name
 from .workspace import KINDS, Workspace
 
 MANIFEST = "manifest.json"
@@ -103,7 +103,7 @@ def find_artifact(ws: Workspace, kind: str, ref: str, flag: str) -> Artifact:
         if len(hits) == 1:
             return hits[0]
     have = ", ".join(f"{a.name} ({a.id[:8]})" for a in items) or "none"
-    make = KINDS[kind][1].replace("NAME", ref if ref != "latest" else "NAME")
+    make = KINDS[kind][1].replace("NAME", ref if ref not in RESERVED and is_valid_name(ref) else "NAME")
     raise BadInput(f"{flag} '{ref}': no such {kind} in {ws.root} (existing: {have}); make it with `{make}`")
 
 

@@ -20,8 +20,12 @@ WHAT: dict[str, str | None] = {
 
 def _details(a: Artifact, dataset_names: dict[str, str]) -> dict:
     """The few facts that tell artifacts of one kind apart (from the manifest)."""
-    m, cfg = a.manifest, a.manifest.get("config") or {}
-    dataset = dataset_names.get((m.get("inputs") or {}).get("dataset", ""), cfg.get("dataset"))
+    m = a.manifest
+    cfg, ids, inputs = (m.get(k) if isinstance(m.get(k), dict) else {} for k in ("config", "id_fields", "inputs"))
+    source = ids.get("source") if isinstance(ids.get("source"), dict) else {}  # a dataset's is a word
+    # the dataset id is an input (forecasts, generations, models) or in a render's source
+    dataset_id = inputs.get("dataset") or source.get("dataset", "")
+    dataset = dataset_names.get(dataset_id, cfg.get("dataset"))
     if a.kind == "dataset":
         summary = m.get("summary") or {}
         return {"source": cfg.get("source"), "scenes": summary.get("scenes"), "frames": summary.get("frames")}
@@ -32,7 +36,7 @@ def _details(a: Artifact, dataset_names: dict[str, str]) -> dict:
                 "frames": len(m["frames"]) if isinstance(m.get("frames"), list) else m.get("frames")}
     if a.kind == "render":
         return {"dataset": dataset, "scene": m.get("scene") or cfg.get("scene"), "frames": m.get("frames")}
-    return {"dataset": dataset, "scene": cfg.get("scene"), "traj": cfg.get("traj"), "frames": m.get("frames"),
+    return {"dataset": dataset, "scene": ids.get("scene"), "traj": cfg.get("traj"), "frames": m.get("frames"),
             "video": m.get("video")}
 
 

@@ -47,10 +47,6 @@ def command(
     ws = Workspace.at(state.workspace)
     result, summary = prepare_occ(ws, req)
     art = result.artifact
-    if result.reused:
-        ui.info(f"reusing dataset '{art.name}' (id {art.id}): same source and config; pass --force to rebuild")
-    else:
-        ui.info(f"wrote dataset '{art.name}' (id {art.id}) to {art.path}")
     cmds = summary["commands"]
     present = [n for n, v in summary["class_voxels"].items() if v > 0 and n != "free"]
     ui.table(

@@ -22,3 +22,13 @@ class RunFailure(GdriveError):
     """A failure at run time: exit code 1."""
 
     exit_code = 1
+
+
+class TrajectoryTooShort(BadInput):
+    """A logged (`gt`) or waypoint trajectory that ends before the asked horizon. `available` is the
+    number of whole keyframes it covers after the start frame, so a caller that asks in other units
+    (`generate --frames`) can say how much fits without reading the message."""
+
+    def __init__(self, message: str, available: int):
+        super().__init__(message)
+        self.available = available

@@ -103,10 +103,13 @@ def test_241_frames_by_rollout_with_a_video_model(capsys, ws, video_model, monke
     render = Path(run["render"]["path"])
     assert len(run["frame_links"]) == 241 and run["frame_links"][-1]["t_s"] == pytest.approx(20.0)
     assert all((render / f["lidar"]).is_file() for f in run["frame_links"])
-    occupancy = Path(run["occupancy"])
-    keyframes = json.loads((occupancy / "frames.json").read_text())["frames"]
-    assert len(keyframes) == 41 and keyframes[0]["token"] == "f003" and keyframes[0]["source"] == "dataset"
-    assert (occupancy / run["frame_links"][0]["occupancy"]).is_file()
+    keyframes = run["occupancy"]  # the current keyframe (the dataset's file), then the forecast's 40
+    assert len(keyframes) == 41 and keyframes[0]["token"] == "f003" and keyframes[0]["source"] == "observed"
+    assert {k["source"] for k in keyframes[1:]} == {"forecast"}
+    first, last = Path(run["frame_links"][0]["occupancy"]), Path(run["frame_links"][-1]["occupancy"])
+    assert first == ws / "datasets" / "w" / "gts" / "town00" / "f003" / "labels.npz" and first.is_file()
+    assert last.is_relative_to(Path(run["forecast"]["path"])) and last.is_file()
+    assert sorted(p.name for p in (ws / "generations").iterdir()) == [".locks", "g"]  # no hidden occupancy folder
     # The same request again is reused before any stage runs.
     again = run_cli(capsys, *args)
     assert again.code == 0 and again.json()["reused"] is True and calls == [40]

@@ -10,7 +10,8 @@ import pytest
 from geniedrive.pipelines.data.preview import read_mp4
 from geniedrive.pipelines.data.rig import default_rig
 from geniedrive.pipelines.geometry import planar_pose
-from geniedrive.pipelines.sensors.render import Sequence, interpolate_pose, output_frames
+from geniedrive.pipelines.data.sequence import OccupancySequence
+from geniedrive.pipelines.sensors.render import interpolate_pose, output_frames
 from tests.helpers import artifact_dirs, run_cli, write_occ_folder
 
 RES = ("--resolution", "32x64")
@@ -70,7 +71,7 @@ def test_repeat_reproduces_the_official_repetition_and_occ_folders_render(capsys
 
 def test_interpolated_frames_use_the_nearest_keyframe_at_the_interpolated_pose():
     poses = np.stack([planar_pose(0, 0, 0), planar_pose(4.0, 0, 0.2)])
-    seq = Sequence("s", ["a", "b"], poses, np.array([0.0, 0.5]), default_rig(), None, None, {})
+    seq = OccupancySequence.from_arrays(np.zeros((2, 200, 200, 16), np.uint8), poses, [0.0, 0.5], default_rig())
     plan = output_frames(seq, [0, 1], 12.0, None)
     assert len(plan) == 7 and [p["key"] for p in plan] == [0, 0, 0, 1, 1, 1, 1]
     np.testing.assert_allclose(plan[1]["ego_pose"][:2, 3], [4.0 / 6, 0.0], atol=1e-9)

@@ -188,7 +188,8 @@ def prepare_occ(ws: Workspace, req: PrepareRequest):
         expect_scene_files(writer, scenes, req.previews)
         return {"summary": summarise_scenes(scenes), "scenes": scenes}
 
-    result = publish(ws, "dataset", "prepare-occ", DATASET_SCHEMA, name, config, id_fields, {}, build, req.force)
+    result = publish(ws, "dataset", "prepare-occ", DATASET_SCHEMA, name, config, id_fields, {}, build, req.force,
+                     noun="dataset")
     return result, result.artifact.manifest["summary"]
 
 

@@ -26,7 +26,7 @@ from .instances import derive_table, rows
 from .spec import EditRequest, parse_edits
 from ..errors import BadInput
 from ..store import Workspace, artifact_id, publish
-from ..store.artifacts import reusable_artifact
+from ..store.artifacts import reusable_artifact, say_reused
 from ..store.names import check_name, default_name
 
 SCHEMA = 1
@@ -75,7 +75,7 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
         raise BadInput(f"--name {name}: is the source dataset; the source stays untouched, pick another --name")
     reuse = reusable_artifact(ws, "dataset", name, ident, req.force)
     if reuse is not None:
-        ui.info(f"reusing edited dataset '{name}' (id {ident}): same source and edits; pass --force to rebuild")
+        say_reused("edited dataset", name, ident)
         return _result(reuse, scene.name, True)
 
     state = EditableScene.load(scene, list_command(ds, scene))
@@ -95,9 +95,8 @@ def run_edit(ws: Workspace, req: EditRequest) -> dict:
                          "frames": [frames.start, frames.stop], "edits": done}}
 
     config = {**dataclasses.asdict(req), "name": name, "source_dataset": ds.name}
-    res = publish(ws, "dataset", "edit", SCHEMA, name, config, id_fields, inputs, build, req.force)
-    ui.info(f"wrote edited dataset '{name}' (id {res.artifact.id}) to {res.artifact.path}; use it with "
-            f"`gdrive render --dataset {name} --scene {scene.name}` or `gdrive forecast --dataset {name} --scene {scene.name}`")
+    res = publish(ws, "dataset", "edit", SCHEMA, name, config, id_fields, inputs, build, req.force, noun="edited dataset")
+    ui.info(f"use it with `gdrive render --dataset {name} --scene {scene.name}` or `gdrive forecast --dataset {name} --scene {scene.name}`")
     return _result(res.artifact, scene.name, res.reused)
 
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.synthetic.resimulate import scene_counterfactual
 from ..data.synthetic.routes import ROUTES, synthetic_origin
 from ..errors import BadInput
 from ..metrics.ego_motion import warp_occupancy
 from ..metrics.occupancy import confusion_matrix, summarise
-from .forecast import ForecastRequest, forecast_occupancy, resolve_trajectory, route_simulation
+from .forecast import forecast, observed_frames, plan_trajectory
 from .forecast_stage import PAST
 
 CF_HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5), ("5s", 9), ("10s", 19))  # future keyframe index at 2 Hz
@@ -68,17 +67,17 @@ def evaluate_counterfactual(model, scenes: list, device: torch.device, max_route
         if max_routes is not None and routes >= max_routes:
             break
         if observed_at != (scene.name, start):  # the logged past, read once per start frame
-            first = max(0, start - PAST)
-            observed = np.stack([scene.semantics(i) for i in range(first, start + 1)])
-            obs_poses = np.linalg.inv(scene.poses[start])[None] @ scene.poses[first:start + 1]
+            observed = observed_frames(scene, start)[0]
             observed_at = (scene.name, start)
         try:
-            poses, cmds, desc = resolve_trajectory(ForecastRequest(scene.name, move, horizon=CF_STEPS), scene, start)
+            trajectory = plan_trajectory(scene, start, move, CF_STEPS)
         except BadInput as e:  # no such route from here (the reason names the ones that exist)
             skipped.append({"scene": scene.name, "frame": start, "trajectory": move, "reason": str(e)})
         else:
-            truth = scene_counterfactual(scene, start, poses, route_simulation(scene, start, desc, len(poses))).semantics
-            pred = forecast_occupancy(model, observed, obs_poses, poses, cmds, device)
+            # the same trajectory through the simulator (the truth) and through the world model
+            truth = forecast(None, scene, start, trajectory, world="simulator").labels
+            pred = forecast(model, scene, start, trajectory, device=device).labels
+            poses = trajectory.poses
             mine = per_traj.setdefault(move, {"routes": 0, **{m: {h: zero.copy() for h, _ in CF_HORIZONS} for m in METHODS}})
             mine["routes"] += 1
             routes += 1

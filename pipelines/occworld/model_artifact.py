@@ -39,7 +39,7 @@ from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .trainer import Stage, TrainSettings, train
 from ..limits import check_int, check_real
 from ..store import Workspace, artifact_id, publish
-from ..store.artifacts import ArtifactWriter, recover_dir, reusable_artifact
+from ..store.artifacts import ArtifactWriter, recover_dir, reusable_artifact, say_reused
 from ..store.names import check_name, default_name
 
 MODEL_SCHEMA = 1
@@ -140,7 +140,7 @@ def _reused(ws: Workspace, job: TrainingJob, name: str, ident: str) -> dict | No
     reuse = reusable_artifact(ws, job.kind, name, ident, job.force)
     if reuse is None:
         return None
-    ui.info(f"reusing {job.kind} '{name}' (id {ident}): same inputs, config and settings; pass --force to retrain")
+    say_reused(job.kind, name, ident)
     return {"kind": job.kind, "name": name, "id": ident, "path": str(reuse.path), "reused": True,
             "metrics": reuse.manifest.get("metrics", {})}
 
@@ -221,6 +221,6 @@ def _train_and_publish(ws: Workspace, job: TrainingJob, name: str, ident: str, i
         return {"metrics": out["metrics"], "parts": sorted(parts), "run": str(run_dir),
                 "losses": {"first": out["losses"][0] if out["losses"] else None, "last": out["last_loss"]}}
 
-    publish(ws, job.kind, job.command, MODEL_SCHEMA, name, job.request, id_fields, job.inputs, build, force=job.force)
-    ui.info(f"wrote {job.kind} '{name}' (id {ident}) to {target}")
+    publish(ws, job.kind, job.command, MODEL_SCHEMA, name, job.request, id_fields, job.inputs, build, force=job.force,
+            noun=job.kind)
     return result

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.controls import commands
-from ..errors import BadInput
+from ..errors import BadInput, TrajectoryTooShort
 from ..geometry import planar_pose
 from ..limits import MAX_HORIZON, MAX_SPEED, read_text_file
 from .world_model import KEYFRAME_DT
@@ -136,8 +136,8 @@ def from_waypoints(wp: np.ndarray, horizon: int | None, where: str) -> np.ndarra
     if horizon < 1:
         raise BadInput(f"--traj {where}: the waypoints end at t = {wp[-1, 0]} s, before the first keyframe (0.5 s)")
     if horizon > last:
-        raise BadInput(f"--horizon {horizon}: the waypoints in {where} end at t = {wp[-1, 0]} s (horizon {last}); "
-                       f"extend the file or pass --horizon {last}")
+        raise TrajectoryTooShort(f"--horizon {horizon}: the waypoints in {where} end at t = {wp[-1, 0]} s (horizon "
+                                 f"{last}); extend the file or pass --horizon {last}", available=last)
     times = KEYFRAME_DT * np.arange(1, horizon + 1)
     x, y = np.interp(times, wp[:, 0], wp[:, 1]), np.interp(times, wp[:, 0], wp[:, 2])
     if np.isnan(wp[:, 3]).any():

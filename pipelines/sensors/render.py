@@ -23,30 +23,31 @@ renders/<name>/
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Iterator
 
 import numpy as np
+import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation, Slerp
 
 from ..console import ui
 from ..data.dataset import frame_range
 from ..data.demo_world import open_dataset
-from ..data.occ3d import load_labels, npz_bytes
+from ..data.sequence import OccupancySequence
+from ..data.occ3d import npz_bytes
 from ..data.preview import write_mp4
-from ..data.rig import Rig, default_rig, read_rig_file
+from ..data.rig import Rig, read_rig_file
 from ..errors import BadInput
 from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
 from ..occworld.distributed import resolve_device
-from .camera import colorize, labelled_grid, render_cameras, render_memory_bytes
-from .lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
+from .camera import CameraRender, colorize, labelled_grid, render_cameras, render_memory_bytes
+from .lidar import LidarSweep, lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from ..store import Workspace, artifact_id, publish
-from ..store.artifacts import find_artifact, read_manifest
-from ..store.names import check_component, check_name, default_name
+from ..store.artifacts import find_artifact
+from ..store.names import check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
 KEYFRAME_HZ = 2.0
@@ -70,26 +71,15 @@ class RenderRequest:
     force: bool = False
 
 
-@dataclass
-class Sequence:
-    """Keyframes to render: occupancy loader, tokens, ego poses in one frame, times, rig, instances."""
-
-    name: str
-    tokens: list[str]
-    poses: np.ndarray  # [K, 4, 4]
-    times: np.ndarray  # [K] seconds
-    rig: Rig
-    load: Callable[[int], np.ndarray]  # i -> semantics [200, 200, 16]
-    instances: Callable[[int], np.ndarray | None]  # i -> [200, 200, 16] uint16 or None
-    source: dict  # id fields describing the source
-    label: str = ""  # what default names start with: where the keyframes come from, and the scene
-
-
 def parse_resolution(text: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise BadInput(f"--resolution '{text}': give HEIGHTxWIDTH, e.g. 256x512 or 450x800") from None
+    return _check_size(h, w, text)
+
+
+def _check_size(h: int, w: int, text: str) -> tuple[int, int]:
     if not (0 < h <= MAX_IMAGE_SIDE and 0 < w <= MAX_IMAGE_SIDE):
         raise BadInput(f"--resolution {text}: height and width must be 1..{MAX_IMAGE_SIDE} pixels, e.g. 256x512 "
                        "or 900x1600 (nuScenes)")
@@ -103,75 +93,15 @@ def _occ_folder(ws: Workspace, ref: str) -> Path:
     return find_artifact(ws, "forecast", ref, "--occ").path
 
 
-def open_sequence(ws: Workspace, req: RenderRequest) -> Sequence:
+def open_sequence(ws: Workspace, req: RenderRequest) -> OccupancySequence:
+    """The keyframes a render request names: a dataset scene or an Occ3D-layout folder (a forecast)."""
     if (req.occ is None) == (req.scene is None):
         raise BadInput("--scene/--occ: give either --dataset D --scene X or --occ FOLDER (Occ3D layout), not both")
+    rig = read_rig_file(Path(req.rig), "--rig") if req.rig else None
     if req.scene is not None:
-        ds = open_dataset(req.dataset or "latest", ws.root)
-        scene = ds.scene(req.scene)
-        rig = read_rig_file(Path(req.rig), "--rig") if req.rig else scene.rig
-        times = (scene.timestamps_us - scene.timestamps_us[0]) / 1e6
-        frames = scene.frames
-        return Sequence(scene.name, [f.token for f in frames], scene.poses, times, rig,
-                        scene.semantics, lambda i: frames[i].instance_grid(),
-                        {"dataset": ds.id, "scene": scene.name}, f"{ds.name}-{scene.name}")
-    folder = _occ_folder(ws, req.occ)
-    files = sorted(folder.glob("gts/*/*/labels.npz"))
-    if not files:
-        raise BadInput(f"--occ {folder}: no gts/<scene>/<token>/labels.npz inside; give an Occ3D-layout folder "
-                       f"(a forecast: gdrive forecast --scene X --traj straight)")
-    scenes = sorted({f.parent.parent.name for f in files})
-    for n in scenes:
-        check_component(n, f"--occ {folder}", "scene folder name")
-    if len(scenes) > 1:
-        raise BadInput(f"--occ {folder}: holds scenes {', '.join(scenes)}; render one at a time from a folder with one scene")
-    poses, times, dataset = None, None, None
-    meta = folder / "frames.json"
-    if meta.is_file():  # a forecast: keyframe order, times and poses in its start frame
-        order, poses, times, dataset = _forecast_frames(meta)
-        by_token = {f.parent.name: f for f in files}
-        files = [by_token[t] for t in order if t in by_token]
-    if poses is None or len(poses) != len(files):
-        poses = np.repeat(np.eye(4)[None], len(files), 0)  # unknown motion: keyframes in place
-        times = np.arange(len(files)) / KEYFRAME_HZ
-    if req.rig:
-        rig = read_rig_file(Path(req.rig), "--rig")
-    elif (folder / "rig.json").is_file():
-        rig = read_rig_file(folder / "rig.json", "--occ")
-    else:
-        rig = default_rig()
-    digest = artifact_id("occ-folder", 1, {"files": [str(f.relative_to(folder)) for f in files],
-                                            "sizes": [f.stat().st_size for f in files],
-                                            "mtimes": [f.stat().st_mtime_ns for f in files]}, {})
-    return Sequence(scenes[0], [f.parent.name for f in files], poses, times, rig,
-                    lambda i: load_labels(files[i], require_masks=False)["semantics"], lambda i: None,
-                    {"occ": str(folder.resolve()), "content": digest}, _occ_label(folder, scenes[0], dataset))
-
-
-def _occ_label(folder: Path, scene: str, dataset: str | None) -> str:
-    """What renders of an --occ folder are named after: a forecast's name (it carries its dataset
-    and scene), the dataset named in generate's own occupancy's frames.json, else the folder."""
-    manifest = read_manifest(folder) or {}
-    if manifest.get("kind") == "forecast" and manifest.get("name"):
-        return str(manifest["name"])
-    return f"{dataset or folder.name}-{scene}"
-
-
-def _forecast_frames(meta: Path) -> tuple[list[str], np.ndarray, np.ndarray, str | None]:
-    """A forecast's frames.json: (tokens, ego poses [K, 4, 4] in its start frame, times [K] s, the
-    dataset it names or None)."""
-    try:
-        info = json.loads(meta.read_text())
-        dataset = info.get("dataset") if isinstance(info.get("dataset"), str) and info.get("dataset") else None
-        order = [check_component(e["token"], str(meta), "frame token") for e in info["frames"]]
-        poses = np.array([e["ego_in_start"] for e in info["frames"]], np.float64).reshape(len(order), 4, 4)
-        times = np.array([e["t_s"] for e in info["frames"]], np.float64).reshape(len(order))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInput(f"--occ {meta}: not a forecast's frames.json ({type(exc).__name__}); remove it to render the "
-                       "folder's keyframes in place, or forecast again") from None
-    if not (np.isfinite(poses).all() and np.isfinite(times).all()):
-        raise BadInput(f"--occ {meta}: holds a non-finite pose or time; forecast again")
-    return order, poses, times, dataset
+        seq = OccupancySequence.from_scene(open_dataset(req.dataset or "latest", ws.root).scene(req.scene))
+        return seq if rig is None else dataclasses.replace(seq, rig=rig)
+    return OccupancySequence.from_folder(_occ_folder(ws, req.occ), rig)
 
 
 def interpolate_pose(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
@@ -183,7 +113,7 @@ def interpolate_pose(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
     return out
 
 
-def output_frames(seq: Sequence, keys: list[int], fps: float, repeat: int | None) -> list[dict]:
+def output_frames(seq: OccupancySequence, keys: list[int], fps: float, repeat: int | None) -> list[dict]:
     """One entry per output frame: {'key': keyframe rendered, 'ego_pose': 4x4 in that keyframe's
     ego frame, 't_s', 'render': bool (False: repeats the previous render)}."""
     out = []
@@ -206,88 +136,149 @@ def output_frames(seq: Sequence, keys: list[int], fps: float, repeat: int | None
     return out
 
 
-def _check(req: RenderRequest) -> tuple[int, int]:
-    if req.name is not None:
-        check_name(req.name)
-    hw = parse_resolution(req.resolution)
-    if req.repeat is not None and not 1 <= req.repeat <= MAX_FPS:
-        raise BadInput(f"--repeat {req.repeat}: must be a positive number of copies per keyframe, at most "
+def check_options(resolution: str | tuple[int, int], fps: float, repeat: int | None) -> tuple[int, int]:
+    """(height, width) of a valid resolution ('HxW' or a pair); BadInput for a bad size, fps or repeat."""
+    if isinstance(resolution, str):
+        hw = parse_resolution(resolution)
+    else:
+        h, w = (int(v) for v in resolution)
+        hw = _check_size(h, w, f"{h}x{w}")
+    if repeat is not None and not 1 <= repeat <= MAX_FPS:
+        raise BadInput(f"--repeat {repeat}: must be a positive number of copies per keyframe, at most "
                        f"{MAX_FPS:g} (official: 6)")
-    if not (0 < req.fps <= MAX_FPS and math.isfinite(req.fps)) or abs(req.fps / KEYFRAME_HZ - round(req.fps / KEYFRAME_HZ)) > 1e-9:
-        raise BadInput(f"--fps {req.fps}: must be a positive multiple of the 2 Hz keyframe rate, at most {MAX_FPS:g} "
+    if not (0 < fps <= MAX_FPS and math.isfinite(fps)) or abs(fps / KEYFRAME_HZ - round(fps / KEYFRAME_HZ)) > 1e-9:
+        raise BadInput(f"--fps {fps}: must be a positive multiple of the 2 Hz keyframe rate, at most {MAX_FPS:g} "
                        "(2, 4, ..., 12)")
     return hw
 
 
-def run_render(ws: Workspace, req: RenderRequest) -> dict:
-    height, width = _check(req)
-    seq = open_sequence(ws, req)
-    names = [c.strip() for c in req.cameras.split(",") if c.strip()] if req.cameras else [c.name for c in seq.rig.cameras]
-    cams = [seq.rig.camera(n) for n in names]  # unknown names exit 2 listing the rig's cameras
-    check_memory(render_memory_bytes(len(cams), height, width), f"rendering {len(cams)} cameras at {height}x{width}",
-                 f"--resolution {req.resolution}", "pass a smaller --resolution or fewer --cameras")
-    keys = list(frame_range(req.frames, len(seq.tokens)))
-    fps = KEYFRAME_HZ * req.repeat if req.repeat else req.fps
-    plan = output_frames(seq, keys, req.fps, req.repeat)
-    scaled = [c.scaled(width, height) for c in cams]
-    rig_out = Rig(scaled, seq.rig.lidar, seq.rig.name, seq.rig.meta)
-    id_fields = {"source": seq.source, "keyframes": keys, "cameras": names, "resolution": [height, width],
-                 "lidar": req.lidar, "fps": fps, "repeat": req.repeat, "rig": rig_out.to_dict()}
+@dataclass
+class RenderedFrame:
+    """One output frame: cameras (views in `Rendering.names` order) and the LiDAR sweep (None without
+    LiDAR), rendered from keyframe `keyframe` of the sequence at `ego_in_keyframe` [4, 4]. With
+    `repeated` (--repeat) they are the previous frame's, not rendered again."""
+
+    index: int
+    t_s: float
+    keyframe: int
+    token: str
+    ego_in_keyframe: np.ndarray
+    cameras: CameraRender
+    lidar: LidarSweep | None
+    repeated: bool
+
+
+class Rendering:
+    """The frames of a sequence as the cameras and the LiDAR see them, rendered one by one as they
+    are iterated (the whole video would not fit in memory at full size)."""
+
+    def __init__(self, sequence: OccupancySequence, names: list[str], height: int, width: int, keyframes: list[int],
+                 fps: float, repeat: int | None, lidar: bool, device: torch.device):
+        self.sequence, self.names, self.height, self.width = sequence, names, height, width
+        self.keyframes, self.repeat, self.lidar, self.device = keyframes, repeat, lidar, device
+        self.fps = KEYFRAME_HZ * repeat if repeat else fps
+        self._cams = [sequence.rig.camera(n) for n in names]  # unknown names exit 2 listing the rig's cameras
+        self.rig = Rig([c.scaled(width, height) for c in self._cams], sequence.rig.lidar, sequence.rig.name,
+                       sequence.rig.meta)  # the cameras at the rendered size
+        self.plan = output_frames(sequence, keyframes, fps, repeat)
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __iter__(self) -> Iterator[RenderedFrame]:
+        seq, loaded, last = self.sequence, None, None
+        for i, f in enumerate(self.plan):
+            key = f["key"]
+            if f["render"] or last is None:
+                if loaded is None or loaded[0] != key:  # consecutive frames share their keyframe's grid
+                    inst = seq.instances[key] if seq.instances is not None else None
+                    loaded = (key, seq.labels[key], inst)
+                _, sem, inst = loaded
+                cams = render_cameras(sem, self._cams, self.width, self.height, device=self.device,
+                                      ego_pose=f["ego_pose"])
+                sweep = lidar_sweep(sem, seq.rig.lidar, inst, f["ego_pose"]) if self.lidar else None
+                last = (cams, sweep)
+            yield RenderedFrame(i, f["t_s"], key, seq.tokens[key], f["ego_pose"], last[0], last[1], not f["render"])
+
+
+def render(sequence: OccupancySequence, cameras: list[str] | None = None, resolution: str | tuple[int, int] = (256, 512),
+           fps: float = 12.0, repeat: int | None = None, lidar: bool = True, keyframes: str | list[int] | None = None,
+           device: str = "auto") -> Rendering:
+    """The cameras (default: all of the rig's) and LiDAR of `sequence` at `fps` (a multiple of 2 Hz;
+    poses interpolated between keyframes) or each keyframe `repeat` times; `keyframes` an 'a:b'
+    range or indices (default: all). Checks everything, renders nothing until iterated."""
+    height, width = check_options(resolution, fps, repeat)
+    names = list(cameras) if cameras else [c.name for c in sequence.rig.cameras]
+    check_memory(render_memory_bytes(len(names), height, width), f"rendering {len(names)} cameras at {height}x{width}",
+                 f"--resolution {height}x{width}", "pass a smaller --resolution or fewer --cameras")
+    if keyframes is None or isinstance(keyframes, str):
+        keys = list(frame_range(keyframes, len(sequence)))
+    else:
+        keys = [int(k) for k in keyframes]
+        if not keys or not all(0 <= k < len(sequence) for k in keys):
+            raise BadInput(f"keyframes {keys}: the sequence has keyframes 0..{len(sequence) - 1}")
+    return Rendering(sequence, names, height, width, keys, fps, repeat, lidar, resolve_device(device))
+
+
+def run_render(ws: Workspace, req: RenderRequest, sequence: OccupancySequence | None = None) -> dict:
+    """`gdrive render`: `render` of the request's sequence (or of `sequence`, as `generate` passes its
+    current keyframe and forecast), written as a cached render artifact."""
+    if req.name is not None:
+        check_name(req.name)
+    check_options(req.resolution, req.fps, req.repeat)  # every flag before the scene is read
+    seq = sequence if sequence is not None else open_sequence(ws, req)
+    names = [c.strip() for c in req.cameras.split(",") if c.strip()] if req.cameras else None
+    rendering = render(seq, names, req.resolution, req.fps, req.repeat, req.lidar, req.frames, req.device)
+    height, width, names = rendering.height, rendering.width, rendering.names
+    id_fields = {"source": seq.provenance, "keyframes": rendering.keyframes, "cameras": names,
+                 "resolution": [height, width], "lidar": req.lidar, "fps": rendering.fps, "repeat": req.repeat,
+                 "rig": rendering.rig.to_dict()}
     ident = artifact_id("render", SCHEMA, id_fields, {})
     # the default name carries where the keyframes come from: three renders of one scene from three
     # datasets differed only by their hash
-    name = req.name or default_name(f"{seq.label or seq.name}-{height}x{width}", ident)
-    device = resolve_device(req.device)
+    name = req.name or default_name(f"{seq.label or seq.scene}-{height}x{width}", ident)
 
     def build(w) -> dict:
-        w.write_json("rig.json", rig_out.to_dict())
-        frames, grid_frames, bev_frames, cache = [], [], [], {}
-        with ui.progress(f"rendering {seq.name}", len(plan)) as bar:
-            for i, f in enumerate(plan):
-                entry = {"index": i, "t_s": f["t_s"], "keyframe": seq.tokens[f["key"]], "ego_in_keyframe": f["ego_pose"].tolist()}
-                if f["render"]:
-                    if f["key"] not in cache:
-                        cache.clear()
-                        cache[f["key"]] = (seq.load(f["key"]), seq.instances(f["key"]))
-                    sem, inst = cache[f["key"]]
-                    r = render_cameras(sem, cams, width, height, device=device, ego_pose=f["ego_pose"])
+        w.write_json("rig.json", rendering.rig.to_dict())
+        frames, grid_frames, bev_frames = [], [], []
+        src = 0
+        with ui.progress(f"rendering {seq.scene}", len(rendering)) as bar:
+            for f in rendering:
+                entry = {"index": f.index, "t_s": f.t_s, "keyframe": f.token, "ego_in_keyframe": f.ego_in_keyframe.tolist()}
+                if not f.repeated:
+                    src = f.index
+                    r = f.cameras
                     labels, depth, alpha = (t.cpu().numpy() for t in (r.labels, r.depth, r.alpha))
-                    w.write_bytes(f"cameras/{i:06d}.npz", npz_bytes({
+                    w.write_bytes(f"cameras/{src:06d}.npz", npz_bytes({
                         "labels": labels, "depth": depth.astype(np.float16),
                         "alpha": np.round(alpha * 255).astype(np.uint8)}))
-                    src = i
                     if req.previews:
                         views = colorize(r)  # [V, H, W, 3], labelled per output frame below
-                    if req.lidar:
-                        sweep = lidar_sweep(sem, seq.rig.lidar, inst, f["ego_pose"])
-                        write_pcd_bin(w.path(f"lidar/{i:06d}.pcd.bin"), sweep)
-                        write_point_labels(w.path(f"lidar/{i:06d}.labels.npz"), sweep)
-                        bev = topdown_image(sweep)  # the bird's-eye video is part of the LiDAR output
-                        if i == 0 and req.previews:
+                    if f.lidar is not None:
+                        write_pcd_bin(w.path(f"lidar/{src:06d}.pcd.bin"), f.lidar)
+                        write_point_labels(w.path(f"lidar/{src:06d}.labels.npz"), f.lidar)
+                        bev = topdown_image(f.lidar)  # the bird's-eye video is part of the LiDAR output
+                        if f.index == 0 and req.previews:
                             Image.fromarray(bev).save(w.path("lidar_topdown.png"))
-                            Image.fromarray(range_image(sweep)).save(w.path("lidar_range.png"))
+                            Image.fromarray(range_image(f.lidar)).save(w.path("lidar_range.png"))
                 entry["cameras"] = f"cameras/{src:06d}.npz"
                 if req.lidar:
                     entry["lidar"] = f"lidar/{src:06d}.pcd.bin"
+                    bev_frames.append(bev)
                 frames.append(entry)
                 if req.previews:
-                    grid_frames.append(labelled_grid(views, names, f["t_s"]))
-                if req.lidar:
-                    bev_frames.append(bev)
+                    grid_frames.append(labelled_grid(views, names, f.t_s))
                 bar.advance()
-        w.write_json("frames.json", {"scene": seq.name, "cameras": names, "resolution": [height, width], "fps": fps,
-                                     "repeat": req.repeat, "frames": frames})
+        w.write_json("frames.json", {"scene": seq.scene, "cameras": names, "resolution": [height, width],
+                                     "fps": rendering.fps, "repeat": req.repeat, "frames": frames})
         if req.previews:
             Image.fromarray(grid_frames[0]).save(w.path("preview.png"))
-            write_mp4(w.path("cameras.mp4"), grid_frames, fps)
+            write_mp4(w.path("cameras.mp4"), grid_frames, rendering.fps)
         if bev_frames:
-            write_mp4(w.path("lidar_topdown.mp4"), bev_frames, fps)
-        return {"frames": len(frames), "keyframes": len(keys), "scene": seq.name}
+            write_mp4(w.path("lidar_topdown.mp4"), bev_frames, rendering.fps)
+        return {"frames": len(frames), "keyframes": len(rendering.keyframes), "scene": seq.scene}
 
-    res = publish(ws, "render", "render", SCHEMA, name, dataclasses.asdict(req), id_fields, {}, build, force=req.force)
-    if res.reused:
-        ui.info(f"reusing render '{name}' (id {ident}); pass --force to recompute")
-    else:
-        ui.info(f"wrote render '{name}' (id {ident}) to {res.artifact.path}")
+    res = publish(ws, "render", "render", SCHEMA, name, dataclasses.asdict(req), id_fields, {}, build, force=req.force,
+                  noun="render")
     return {"name": name, "id": ident, "path": str(res.artifact.path), "reused": res.reused,
             "frames": res.artifact.manifest.get("frames"), "keyframes": res.artifact.manifest.get("keyframes")}

@@ -370,12 +370,22 @@ def reusable_artifact(ws: Workspace, kind: str, name: str, ident: str, force: bo
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+def say_reused(noun: str, name: str, ident: str) -> None:
+    """The line every stage prints when it reuses an artifact instead of making it again."""
+    ui.info(f"reusing {noun} '{name}' (id {ident}): same inputs and settings; pass --force to recompute")
+
+
+def say_written(noun: str, name: str, ident: str, path: Path) -> None:
+    ui.info(f"wrote {noun} '{name}' (id {ident}) to {path}")
+
+
 def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config: dict,
-            id_fields: dict, inputs: dict, build, force: bool = False) -> PublishResult:
+            id_fields: dict, inputs: dict, build, force: bool = False, noun: str | None = None) -> PublishResult:
     """Reuse the artifact `name` if its id matches, else build it atomically under the lock.
 
     `build(writer) -> dict` writes the artifact's files and returns extra manifest fields. An
     existing artifact of that name with another id is an error unless `force` (nothing is lost).
+    With `noun` ("forecast", "edited dataset"), says which happened (say_reused / say_written).
     """
     check_name(name)  # before anything is made in the workspace
     ident = artifact_id(stage, schema, id_fields, inputs)
@@ -386,6 +396,8 @@ def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config
         recover_dir(root, name)
         reuse = reusable_artifact(ws, kind, name, ident, force)
         if reuse is not None:
+            if noun:
+                say_reused(noun, name, ident)
             return PublishResult(reuse, reused=True)
         writer = ArtifactWriter(ws, kind, name)
         try:
@@ -393,6 +405,8 @@ def publish(ws: Workspace, kind: str, stage: str, schema: int, name: str, config
             manifest = base_manifest(kind, stage, schema, ident, name, config, id_fields, inputs)
             manifest.update(extra)
             art = writer.finish(manifest)
+            if noun:
+                say_written(noun, name, ident, art.path)
         except OSError as exc:
             writer.abort()
             if exc.errno in _DISK_FULL:

@@ -36,8 +36,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,20 +45,20 @@ import torch
 from ..console import ui
 from ..data.dataset import OccDataset, Scene
 from ..data.demo_world import open_dataset
+from ..data.sequence import OccupancySequence
 from ..data.preview import write_mp4
-from ..errors import BadInput
+from ..errors import BadInput, TrajectoryTooShort
 from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from ..occworld.distributed import resolve_device
-from ..occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
-                                 resolve_world, run_forecast, world_model_folder, world_model_id)
-from ..occworld.trajectories import read_waypoints
+from ..occworld.forecast import (ForecastRequest, Trajectory, check_speed, default_start, plan_trajectory,
+                                 report_safety, resolve_world, run_forecast, world_model_folder, world_model_id)
 from ..occworld.world_model import KEYFRAME_DT
-from ..sensors.camera import labelled_grid, render_memory_bytes
+from ..sensors.camera import colorize, labelled_grid, render_memory_bytes
 from .side_by_side import SideBySide
-from ..sensors.render import RenderRequest, parse_resolution, run_render
+from ..sensors.render import RenderRequest, parse_resolution, render as render_sequence, run_render
 from ..store import Workspace, artifact_id, publish
-from ..store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
-from ..store.names import check_name, default_name, inside
+from ..store.artifacts import read_manifest, reusable_artifact, say_reused
+from ..store.names import check_name, default_name
 from .configs import OFFICIAL_VIEWS, VideoConfig
 from .finetune_stage import condition_frames, find_video_model
 from .generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
@@ -76,7 +74,6 @@ FRAMES_PER_KEYFRAME = 6
 DEFAULT_FRAMES = DEFAULT_VIDEO_FRAMES  # 20 s: three 81-frame rollout rounds
 DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
 TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
-OCCUPANCY_DIR = ".occupancy"  # hidden: list_artifacts skips it, it is no artifact of its own
 MAX_FRAMES = MAX_VIDEO_FRAMES  # 3601: 5 minutes
 MAX_SAMPLING_STEPS = 1000
 MAX_GUIDANCE = 100.0
@@ -111,8 +108,7 @@ class Plan:
     scene: Scene
     start: int
     horizon: int  # future keyframes to forecast
-    traj_desc: dict
-    poses: np.ndarray  # [H, 4, 4] commanded ego poses in the start frame
+    trajectory: Trajectory  # the commanded ego poses [H, 4, 4] in the start frame, commands, description
     resolution: tuple[int, int]
     views: tuple[str, ...]
     video: VideoModel | None
@@ -227,29 +223,21 @@ def _check_rig(scene: Scene, views: tuple[str, ...]) -> None:
                        "video needs the six ring cameras")
 
 
-def _trajectory(req: GenerateRequest, scene: Scene, start: int, horizon: int) -> tuple[np.ndarray, dict]:
-    """The commanded poses [H, 4, 4] and description, as `run_forecast` will resolve them.
+def _trajectory(req: GenerateRequest, scene: Scene, start: int, horizon: int) -> Trajectory:
+    """The commanded trajectory, planned once (run_forecast is given it).
 
     Unknown names and bad waypoint files exit 2 here. A logged (`gt`) or waypoint trajectory too
     short for the frames is reported against --frames, the flag this command has (not --horizon).
     """
     try:
-        poses, _, desc = resolve_trajectory(ForecastRequest(scene=scene.name, traj=req.traj, horizon=horizon,
-                                                            speed=req.speed), scene, start)
-        return poses, desc
-    except BadInput as exc:
-        if not str(exc).startswith("--horizon"):
-            raise
-        if req.traj == "gt":
-            available = scene.num_frames - 1 - start
-            if available < 1:
-                raise BadInput(f"--traj gt: scene '{scene.name}' has no logged keyframe after the start frame "
-                               f"{start}; choose a named trajectory or a waypoint file") from None
-        else:  # a waypoint file (one ending before the first keyframe is reported as --traj already)
-            available = int(math.floor(read_waypoints(Path(req.traj))[-1, 0] / KEYFRAME_DT + 1e-9))
-        most = (available * FRAMES_PER_KEYFRAME) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
-        raise BadInput(f"--frames {req.frames}: --traj {req.traj} covers {available} keyframes "
-                       f"({available * KEYFRAME_DT:g} s) after frame {start}, {horizon} needed; "
+        return plan_trajectory(scene, start, req.traj, horizon, req.speed)
+    except TrajectoryTooShort as exc:
+        if req.traj == "gt" and exc.available < 1:
+            raise BadInput(f"--traj gt: scene '{scene.name}' has no logged keyframe after the start frame "
+                           f"{start}; choose a named trajectory or a waypoint file") from None
+        most = (exc.available * FRAMES_PER_KEYFRAME) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
+        raise BadInput(f"--frames {req.frames}: --traj {req.traj} covers {exc.available} keyframes "
+                       f"({exc.available * KEYFRAME_DT:g} s) after frame {start}, {horizon} needed; "
                        f"pass --frames {most} or fewer") from None
 
 
@@ -288,7 +276,8 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     scene = ds.scene(req.scene or names[0])
     start = default_start(scene)  # where run_forecast starts
     horizon = forecast_horizon(req.frames)
-    poses, traj_desc = _trajectory(req, scene, start, horizon)
+    trajectory = _trajectory(req, scene, start, horizon)
+    poses, traj_desc = trajectory.poses, trajectory.description
     _check_rig(scene, views)
     first = None
     if video is not None:
@@ -314,68 +303,8 @@ def plan_generation(ws: Workspace, req: GenerateRequest) -> Plan:
     label = traj_desc.get("name", traj_desc["kind"])
     name = req.name or default_name(f"{ds.name}-{scene.name}-{label}-{req.frames}f", ident)  # the dataset too
     reusable_artifact(ws, KIND, name, ident, req.force)  # a --name clash exits 2 before any stage runs
-    return Plan(ds, scene, start, horizon, traj_desc, poses, resolution, views, video, video_dir, settings, prompts,
+    return Plan(ds, scene, start, horizon, trajectory, resolution, views, video, video_dir, settings, prompts,
                 first, id_fields, inputs, ident, name)
-
-
-# --------------------------------------------------------------------------------------------
-# The run's occupancy: current keyframe + forecast
-# --------------------------------------------------------------------------------------------
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    """Hard link (no extra space, and the source's size and time, which keep render ids stable), else copy."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def occupancy_sequence(ws: Workspace, plan: Plan, forecast: Path, force: bool) -> Path:
-    """The Occ3D-layout folder `render --occ` reads: the current keyframe, then the forecast's.
-
-    gts/<scene>/<token>/labels.npz per keyframe, frames.json (token, t_s, ego_in_start, in order)
-    and rig.json (the scene's rig). Content-addressed by (forecast id, dataset id, start token,
-    rig) and published atomically under a lock, so concurrent runs build it once.
-    """
-    meta = json.loads((forecast / "frames.json").read_text())
-    fid = read_manifest(forecast)["id"]
-    current = plan.scene.frames[plan.start]
-    if meta["start_token"] != current.token:  # the plan and run_forecast must agree on the start keyframe
-        raise RuntimeError(f"forecast {forecast} starts at {meta['start_token']}, expected {current.token}")
-    rig = plan.scene.rig.to_dict()
-    ident = artifact_id("generate-occupancy", SCHEMA, {"start_token": current.token, "rig": rig},
-                        {"forecast": fid, "dataset": plan.ds.id})
-    root = ws.kind_dir(KIND) / OCCUPANCY_DIR
-    target = root / ident
-    root.mkdir(parents=True, exist_ok=True)
-    with artifact_lock(ws, KIND, f"{OCCUPANCY_DIR}-{ident}", internal=True):
-        recover_dir(root, ident, marker="frames.json")  # leftovers of a killed run
-        if (target / "frames.json").is_file() and not force:
-            return target
-        temp = OwnedTemp(root, ident)
-        tmp = temp.path
-        try:
-            scene = plan.scene.name
-            _link_or_copy(current.path / "labels.npz", inside(tmp, Path("gts") / scene / current.token / "labels.npz"))
-            frames = [{"token": current.token, "t_s": 0.0, "ego_in_start": np.eye(4).tolist(), "source": "dataset"}]
-            for e in meta["frames"]:
-                rel = Path("gts") / scene / e["token"] / "labels.npz"
-                _link_or_copy(inside(forecast, rel), inside(tmp, rel))
-                frames.append({"token": e["token"], "t_s": e["t_s"], "ego_in_start": e["ego_in_start"],
-                               "source": "forecast"})
-            (tmp / "rig.json").write_text(json.dumps(rig, indent=1) + "\n")
-            temp.seal()
-            # frames.json last: it marks the folder complete
-            (tmp / "frames.json").write_text(json.dumps({
-                "scene": scene, "dataset": plan.ds.name, "start_frame": plan.start, "start_token": current.token,
-                "forecast": str(forecast), "forecast_id": fid, "frames": frames}, indent=1) + "\n")
-            replace_dir(tmp, target)
-        except BaseException:
-            temp.discard()
-            raise
-    return target
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,15 +327,18 @@ class _GridFrames:
         return labelled_grid(self.video[:, i], self.views, i / FPS)
 
 
-def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) -> np.ndarray:
-    """conditions uint8 [V, N, H, W, 3] -> generated uint8 [V, N, H, W, 3], by chunked rollout."""
-    prompts = resolve_prompts(plan.prompts, plan.video_dir, plan.video, device)
-    first, clip_images = plan.first.load(plan.resolution)
-    if first is not None and plan.video.config.transformer.i2v:
-        plan.video.image_encoder = load_encoder(plan.video_dir, IMAGE_ENCODER_DIR)
-    model = plan.video.to(device)
-    rounds = len(chunk_starts(conditions.shape[1], plan.settings.chunk_frames))
-    with ui.progress(f"generating {conditions.shape[1]} frames x {len(plan.views)} views", rounds) as bar:
+def sample_video(video: VideoModel, video_dir: Path, conditions: np.ndarray, settings: GenerationSettings,
+                 prompts: PromptPlan, first: FirstFrames | None, device: torch.device) -> np.ndarray:
+    """conditions uint8 [V, N, H, W, 3] -> generated uint8 [V, N, H, W, 3], by chunked rollout of the
+    video model (views in its ring order); `first`: the reference frames of round 0, or None."""
+    embeds = resolve_prompts(prompts, video_dir, video, device)
+    size = conditions.shape[2:4]
+    reference, clip_images = first.load(size) if first is not None else (None, None)
+    if reference is not None and video.config.transformer.i2v:
+        video.image_encoder = load_encoder(video_dir, IMAGE_ENCODER_DIR)
+    model = video.to(device)
+    rounds = len(chunk_starts(conditions.shape[1], settings.chunk_frames))
+    with ui.progress(f"generating {conditions.shape[1]} frames x {conditions.shape[0]} views", rounds) as bar:
         def on_chunk(report: ChunkReport) -> None:
             bar.advance(status=f"frames {report.start}-{report.start + report.frames.shape[1] - 1}")
 
@@ -415,18 +347,69 @@ def generate_frames(plan: Plan, conditions: np.ndarray, device: torch.device) ->
         # on CUDA the networks compute in bfloat16 as the official pipeline (weight_dtype bf16); the
         # Euler updates stay float32 (sample_latents); on the CPU everything is float32
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            video = generate_video(model.transformer, model.vae, model.config, cond, plan.settings,
-                                   first_frame=first, first_clip_image=clip_images, image_encoder=model.image_encoder,
-                                   prompt_embeds=prompts.get("prompt"), negative_embeds=prompts.get("negative"),
-                                   on_chunk=on_chunk)
-    return (video.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+            out = generate_video(model.transformer, model.vae, model.config, cond, settings,
+                                 first_frame=reference, first_clip_image=clip_images, image_encoder=model.image_encoder,
+                                 prompt_embeds=embeds.get("prompt"), negative_embeds=embeds.get("negative"),
+                                 on_chunk=on_chunk)
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
 
 
-def _frame_links(render: Path, scene: str, frames: int) -> list[dict]:
-    """Per video frame: its time, source keyframe, occupancy file and LiDAR sweep (relative paths)."""
+@dataclass
+class Video:
+    """Multi-view video: frames uint8 [V, N, H, W, 3] of `views` at `fps`; `generated` False when it
+    is the condition video (no video model)."""
+
+    frames: np.ndarray
+    views: tuple[str, ...]
+    fps: float
+    generated: bool
+
+
+def frames_covered(sequence: OccupancySequence) -> int:
+    """The most 4k + 1 frames at 12 fps that a sequence's keyframes span."""
+    n = (len(sequence) - 1) * FRAMES_PER_KEYFRAME + 1
+    return (n - 1) // TEMPORAL_MULTIPLE * TEMPORAL_MULTIPLE + 1
+
+
+def generate(sequence: OccupancySequence, frames: int | None = None, video_model: str | Path | None = None,
+             resolution: tuple[int, int] | None = None, settings: GenerationSettings | None = None,
+             prompt_embeds: dict[str, torch.Tensor] | None = None, first: FirstFrames | None = None,
+             device: str = "auto") -> Video:
+    """Multi-view driving video of `sequence` (e.g. a scene's current keyframe then a forecast:
+    `forecast(...).sequence(with_current=True)`): its six cameras rendered at 12 fps, colourised as
+    the video model sees them, and sampled by the video model in `video_model` (a finetune-video or
+    import-weights folder) or, without one, returned as the condition video. `frames`: 4k + 1
+    (default: as many as the keyframes span)."""
+    frames = frames_covered(sequence) if frames is None else frames
+    check_frames(frames, "--frames", TEMPORAL_MULTIPLE)
+    if frames > frames_covered(sequence):
+        raise BadInput(f"--frames {frames}: {len(sequence)} keyframes span {frames_covered(sequence)} frames at "
+                       f"{FPS:g} fps; forecast a longer horizon or ask for fewer")
+    video = load_video_model(Path(video_model), encoders=False) if video_model is not None else None
+    if video is not None:
+        require_vae(video, Path(video_model))
+        settings = settings or GenerationSettings.from_config(video.config)
+    config = None if video is None else video.config
+    height, width = _check_resolution(None if resolution is None else "x".join(map(str, resolution)), config)
+    views = config.multiview.views if config else OFFICIAL_VIEWS
+    check_memory(video_memory_bytes(len(views), frames, height, width, video is not None),
+                 f"{frames} frames x {len(views)} views at {height}x{width}", "--resolution/--frames",
+                 "pass a smaller --resolution or fewer --frames")
+    rendering = render_sequence(sequence, list(views), (height, width), FPS, lidar=False, device=device)
+    conditions = np.stack([colorize(f.cameras) for f, _ in zip(rendering, range(frames))], 1)  # [V, N, H, W, 3]
+    if video is None:
+        return Video(conditions, tuple(views), FPS, False)
+    out = sample_video(video, Path(video_model), conditions, settings, prompt_plan(Path(video_model), prompt_embeds),
+                       first, resolve_device(device))
+    return Video(out, tuple(views), FPS, True)
+
+
+def _frame_links(render: Path, sequence: OccupancySequence, frames: int) -> list[dict]:
+    """Per video frame: its time, source keyframe, occupancy file and LiDAR sweep (render-relative)."""
     meta = json.loads((render / "frames.json").read_text())
-    return [{"index": i, "t_s": f["t_s"], "keyframe": f["keyframe"],
-             "occupancy": f"gts/{scene}/{f['keyframe']}/labels.npz", "cameras": f["cameras"], "lidar": f.get("lidar")}
+    files = dict(zip(sequence.tokens, sequence.files))
+    return [{"index": i, "t_s": f["t_s"], "keyframe": f["keyframe"], "occupancy": str(files[f["keyframe"]]),
+             "cameras": f["cameras"], "lidar": f.get("lidar")}
             for i, f in enumerate(meta["frames"][:frames])]
 
 
@@ -448,7 +431,7 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
     ident = plan.ident
     existing = reusable_artifact(ws, KIND, plan.name, ident, req.force)
     if existing is not None:
-        ui.info(f"reusing generation '{plan.name}' (id {ident}); pass --force to recompute")
+        say_reused(KIND, plan.name, ident)
         report_safety(existing.manifest.get("safety"))
         return _summary(existing.path, existing.manifest, True)
     n, (height, width) = req.frames, plan.resolution
@@ -462,11 +445,14 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
 
     forecast = run_forecast(ws, ForecastRequest(
         scene=plan.scene.name, traj=req.traj, dataset=str(plan.ds.root), model=req.model, horizon=plan.horizon,
-        speed=req.speed, adherence=False, device=req.device, force=req.force, world=plan.id_fields["world"]))
-    occupancy = occupancy_sequence(ws, plan, Path(forecast["path"]), req.force)
+        speed=req.speed, adherence=False, device=req.device, force=req.force, world=plan.id_fields["world"]),
+        plan.trajectory)
+    # the video starts at the present, as the official rollout does: the current keyframe, then the forecast
+    future = OccupancySequence.from_folder(Path(forecast["path"]), plan.scene.rig, "forecast")
+    occupancy = OccupancySequence.from_scene(plan.scene, [plan.start]).then(future)
     render = run_render(ws, RenderRequest(
-        occ=str(occupancy), cameras=",".join(plan.views), resolution=f"{height}x{width}", lidar=True, fps=FPS,
-        previews=False, device=req.device, force=req.force))
+        cameras=",".join(plan.views), resolution=f"{height}x{width}", lidar=True, fps=FPS,
+        previews=False, device=req.device, force=req.force), occupancy)
     render_dir = Path(render["path"])
     if render["frames"] < n:  # 6H + 1 >= N by construction; a wrong cached render must not pass silently
         raise RuntimeError(f"render '{render['name']}' has {render['frames']} frames, {n} needed")
@@ -485,7 +471,8 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
         ui.info(f"reading {n} condition frames from render '{render['name']}'")
         frames = condition_frames(render_dir, plan.views, list(range(n)))  # [V, N, H, W, 3] uint8
         if plan.video is not None:
-            frames = generate_frames(plan, frames, resolve_device(req.device))
+            frames = sample_video(plan.video, plan.video_dir, frames, plan.settings, plan.prompts, plan.first,
+                                  resolve_device(req.device))
         files = []
         with ui.progress("writing video", len(plan.views) + 1) as bar:
             for v, view in enumerate(plan.views):
@@ -500,7 +487,8 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
         stages = {
             "forecast": {k: forecast[k] for k in ("name", "id", "path")},
             "render": {**{k: render[k] for k in ("name", "id", "path")}, "lidar": str(render_dir / "lidar")},
-            "occupancy": str(occupancy),
+            "occupancy": [{"token": t, "t_s": float(ts), "source": src, "file": str(f)}
+                          for t, ts, src, f in zip(occupancy.tokens, occupancy.times, occupancy.sources, occupancy.files)],
             "safety": forecast.get("safety"),  # the forecast stage's report (metrics/safety.py)
             "video_model": None if plan.video is None else {
                 "path": str(plan.video_dir), "id": plan.inputs["video_model"], "config": plan.video.config.to_dict(),
@@ -509,13 +497,11 @@ def run_generate(ws: Workspace, req: GenerateRequest) -> dict:
         w.write_json("run.json", {
             "workspace": str(ws.root), "scene": plan.scene.name, "dataset": plan.ds.name, "fps": FPS, "frames": n,
             "video": plan.id_fields["video"], "views": list(plan.views), **stages,
-            "frame_links": _frame_links(render_dir, plan.scene.name, n)})
+            "frame_links": _frame_links(render_dir, occupancy, n)})
         return {"video": plan.id_fields["video"], "frames": n, "fps": FPS, "resolution": list(plan.resolution),
                 "views": list(plan.views), "files": files, "world": plan.id_fields["world"], **stages}
 
-    res = publish(ws, KIND, "generate", SCHEMA, plan.name, config, plan.id_fields, plan.inputs, build, force=req.force)
-    if res.reused:  # another run published it while this one forecast and rendered
-        ui.info(f"reusing generation '{plan.name}' (id {ident}); pass --force to recompute")
-    else:
-        ui.info(f"wrote generation '{plan.name}' (id {ident}) to {res.artifact.path}")
+    # (reused here: another run published it while this one forecast and rendered)
+    res = publish(ws, KIND, "generate", SCHEMA, plan.name, config, plan.id_fields, plan.inputs, build, force=req.force,
+                  noun=KIND)
     return _summary(res.artifact.path, res.artifact.manifest, res.reused)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..data.occ3d import load_labels
+from ..data.sequence import OccupancySequence
 from ..data.preview import label, preview_frame, read_mp4
 from ..sensors.camera import labelled_grid
 
@@ -30,16 +30,13 @@ def _fit(img: np.ndarray, height: int) -> np.ndarray:
 
 class SideBySide:
     """Frames made when the MP4 writer asks: video [V, N, H, W, 3] uint8 of `views`; occupancy the
-    generate occupancy folder (frames.json + gts/); render the render folder (frames.json,
-    lidar_topdown.mp4)."""
+    keyframes it was rendered from; render the render folder (frames.json, lidar_topdown.mp4)."""
 
-    def __init__(self, video: np.ndarray, views, occupancy: Path, render: Path, fps: float):
+    def __init__(self, video: np.ndarray, views, occupancy: OccupancySequence, render: Path, fps: float):
         self.video, self.views, self.fps = video, list(views), fps
-        occ = json.loads((occupancy / "frames.json").read_text())
-        self.keyframes = occ["frames"]
-        self.index = {e["token"]: k for k, e in enumerate(self.keyframes)}
-        self.labels = [occupancy / "gts" / occ["scene"] / e["token"] / "labels.npz" for e in self.keyframes]
-        poses = np.array([e["ego_in_start"] for e in self.keyframes], dtype=np.float64)
+        self.occupancy = occupancy
+        self.index = {t: k for k, t in enumerate(occupancy.tokens)}
+        poses = np.asarray(occupancy.poses, dtype=np.float64)
         self.paths = (np.linalg.inv(poses)[:, None] @ poses[None])[..., :2, 3]  # [K, K, 2]: all egos in frame k
         self.render_frames = json.loads((render / "frames.json").read_text())["frames"]
         bev = render / "lidar_topdown.mp4"
@@ -52,9 +49,8 @@ class SideBySide:
 
     def _topdown(self, k: int) -> np.ndarray:
         if self._top is None or self._top[0] != k:
-            sem = load_labels(self.labels[k])["semantics"]
-            src = "observed" if self.keyframes[k].get("source") == "dataset" else "forecast"
-            title = f"keyframe {k} ({src}), t = {self.keyframes[k]['t_s']:g} s"
+            sem = self.occupancy.labels[k]
+            title = f"keyframe {k} ({self.occupancy.sources[k]}), t = {self.occupancy.times[k]:g} s"
             self._top = (k, preview_frame(sem, self.paths[k], k, title=title))
         return self._top[1]
 

@@ -53,5 +53,7 @@ def command(
     h, w = out["resolution"]
     ui.info(f"{out['frames']} frames x {len(out['views'])} views at {h}x{w}, {out['fps']:g} fps: "
             f"{', '.join(out['files'])} in {out['path']}")
-    ui.info(f"occupancy: {out['occupancy']}; LiDAR: {out['render']['lidar']}")
+    keyframes = out["occupancy"]  # the current keyframe, then the forecast's (run.json lists their files)
+    ui.info(f"occupancy: {len(keyframes)} keyframes, the current one then forecast '{out['forecast']['name']}' "
+            f"({out['forecast']['path']}); LiDAR: {out['render']['lidar']}")
     emit({"command": "generate", "kind": "generation", **out})

@@ -44,3 +44,15 @@ def test_the_dataset_python_example_runs_and_names_the_window_keys(tmp_path, cap
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "KEYS " + ",".join(keys)
+
+
+def test_the_python_api_example_runs_and_prints_what_its_comments_say(tmp_path, capsys):
+    """The README's notebook example runs as written on the demo world (one scene of it), and each
+    `print(...)  # shown` line prints exactly what its comment shows."""
+    assert run_cli(capsys, "prepare-occ", "--scenes", "1", "--name", "demo", "--no-previews", "--quiet").code == 0
+    block = _python_block("gd.forecast(wm, scene")
+    shown = [m.group(1).strip() for m in re.finditer(r"^[ \t]*print\(.*\)[ \t]+#[ \t]*(.*)$", block, re.M)]
+    assert len(shown) == 6
+    proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines() == shown

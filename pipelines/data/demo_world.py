@@ -22,9 +22,10 @@ def _no_dataset(ws: Workspace) -> bool:
     return not folder.is_dir() or not any(not p.name.startswith(".") for p in folder.iterdir())
 
 
-def open_dataset(ref: str, workspace: str | Path | None, flag: str = "--dataset") -> OccDataset:
-    """OccDataset.open, building the demo world first when `ref` is 'latest' on a workspace
-    without datasets."""
+def open_dataset(ref: str = "latest", workspace: str | Path | None = None, flag: str = "--dataset") -> OccDataset:
+    """A dataset by name, id, id prefix, 'latest' or folder (OccDataset.open) in `workspace` (default:
+    $GDRIVE_WORKSPACE, else ./gdrive-workspace), building the demo world first when `ref` is
+    'latest' on a workspace without datasets."""
     ws = Workspace.at(workspace)
     if ref == "latest" and _no_dataset(ws):
         from .prepare import PrepareRequest, prepare_occ

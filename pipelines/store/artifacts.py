@@ -108,14 +108,10 @@ def find_artifact(ws: Workspace, kind: str, ref: str, flag: str) -> Artifact:
 
 
 @contextlib.contextmanager
-def artifact_lock(ws: Workspace, kind: str, name: str, internal: bool = False) -> Iterator[None]:
-    """Exclusive lock for writing artifact `name` of `kind`; released even on SIGKILL (flock).
-
-    `internal` names (gdrive's own hidden folders, such as generate's `.occupancy-<id>`) skip the
-    user-name rule; every name from a flag or a file goes through it.
-    """
-    if not internal:
-        check_name(name)
+def artifact_lock(ws: Workspace, kind: str, name: str) -> Iterator[None]:
+    """Exclusive lock for writing artifact `name` of `kind` (a checked name); released even on
+    SIGKILL (flock)."""
+    check_name(name)
     lock_dir = ws.kind_dir(kind) / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{name}.lock", "w") as fh:

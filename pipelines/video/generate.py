@@ -5,10 +5,10 @@
    (241 frames = 20 s = 40 keyframes). Without control adherence (`gdrive forecast` measures it),
    which would cost more than the forecast itself.
 2. occupancy: the current (observed) keyframe followed by the H forecast keyframes, as one
-   Occ3D-layout folder with the scene's rig (`generations/.occupancy/<id>/`, content-addressed,
-   shared by every generation of that forecast). The forecast artifact holds the future only; the
-   video starts at the present, as the official rollout does (its first frame is the current one).
-3. render: `sensors.render.run_render` of that folder at 12 fps (ego pose interpolated between
+   `OccupancySequence` (data/sequence.py) read from the dataset and the forecast artifact, poses in
+   the current ego frame. The forecast artifact holds the future only; the video starts at the
+   present, as the official rollout does (its first frame is the current one).
+3. render: `sensors.render.run_render` of that sequence at 12 fps (ego pose interpolated between
    keyframes), the six cameras in the video model's ring order, LiDAR on: 6H + 1 >= N frames, of
    which the first N are the conditions.
 4. video: with a video model, the colourised conditions (`finetune_stage.condition_frames`, the
@@ -18,8 +18,9 @@
 generations/<name>/
     manifest.json     resolved request, ids (dataset, world model, video model), the forecast and
                       render artifacts used, "video": "generated" | "conditions"
-    run.json          where the run's occupancy, forecast, render (LiDAR) and video model are, and
-                      per video frame its time, source keyframe, occupancy file and LiDAR sweep
+    run.json          the run's keyframes (token, time, observed | forecast, labels.npz file), where
+                      its forecast, render (LiDAR) and video model are, and per video frame its time,
+                      source keyframe, occupancy file and LiDAR sweep
     CAM_*.mp4         one per view (ring order), N frames, 12 fps, H.264
     grid.mp4          the six views as a 2 x 3 ring mosaic, view names and time on every frame
     side_by_side.mp4  top-down occupancy with the ego path | the six views | LiDAR bird's-eye view
@@ -67,7 +68,7 @@ from .loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_mod
 from .rollout import (ChunkReport, GenerationSettings, check_frames, check_resolution, chunk_starts,
                       generate_video)
 
-SCHEMA = 3  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: first frames, CLIP, full_ref, umT5 prompts
+SCHEMA = 4  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: first frames, CLIP, full_ref, umT5 prompts; 4: run.json lists the keyframes (no occupancy folder)
 KIND = "generation"
 FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
 FRAMES_PER_KEYFRAME = 6

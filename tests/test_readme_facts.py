@@ -4,8 +4,12 @@ the lists it gives (recipe commands, window keys) are the code's."""
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
+
+import click
+import typer
 
 from geniedrive.cli.app import COMMANDS
 from tests.helpers import REPO, run_cli
@@ -56,3 +60,64 @@ def test_the_python_api_example_runs_and_prints_what_its_comments_say(tmp_path, 
     proc = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines() == shown
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `gdrive ...` command line of the README's bash blocks, as arguments (comments dropped,
+    continuation lines joined)."""
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" # ")[0].split("#")[0] if line.lstrip().startswith("#") else line.split("  #")[0]
+            for part in line.split("&&"):
+                words = shlex.split(part)
+                if words and words[0].endswith("gdrive"):
+                    out.append(words[1:])
+    return out
+
+
+def test_every_readme_command_names_a_command_and_flags_that_exist():
+    """Each `gdrive` line of the README parses against the real command line: the command, every
+    flag and every flag value's type (nothing runs)."""
+    from geniedrive.cli import options
+    from geniedrive.cli.app import build_app
+
+    group = typer.main.get_command(build_app())
+    commands = _readme_commands()
+    assert len(commands) >= 20
+    for args in commands:
+        _, rest = options.split_global_options(list(args))
+        name, *tail = rest
+        sub = group.get_command(None, name)
+        assert sub is not None, f"README: gdrive {' '.join(args)}: no command '{name}'"
+        if isinstance(sub, click.Group):  # evaluate occ / video
+            sub, tail = sub.get_command(None, tail[0]), tail[1:]
+        try:
+            sub.make_context(name, list(tail))
+        except click.UsageError as exc:
+            raise AssertionError(f"README: gdrive {' '.join(args)}: {exc.format_message()}") from None
+
+
+def test_the_readme_parameter_counts_are_model_info_s(capsys):
+    counts = {}
+    for config in ("paper", "small"):
+        r = run_cli(capsys, "model-info", "--model-config", config, "--json")
+        assert r.code == 0, r.err
+        counts[config] = r.json()["parameters"]
+    paper = counts["paper"]
+    said = re.search(r"VAE \*\*([\d,]+)\*\* and predictor\s+\*\*([\d,]+)\*\* parameters \(\*\*([\d,]+)\*\* in all", README)
+    assert [int(v.replace(",", "")) for v in said.groups()] == [
+        paper["vae"]["total"], paper["forecaster"]["total"], paper["total"]["parameters"]]
+    small = re.search(r"`small` \(([\d,]+)\)", README).group(1)
+    assert int(small.replace(",", "")) == counts["small"]["total"]["parameters"]
+
+
+def test_every_readme_python_block_imports_what_it_uses():
+    """The import lines of each README Python block run (the blocks that need real weights or data
+    are not run whole; the notebook and dataset blocks are, above)."""
+    for block in re.findall(r"```python\n(.*?)```", README, re.S):
+        imports = re.findall(r"^(?:from [\w.]+ import \([^)]*\)|from [\w.]+ import [^\n]+|import [^\n]+)", block, re.M)
+        assert imports, block[:80]
+        code = "\n".join(imports)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{code}\n{proc.stderr[-1500:]}"

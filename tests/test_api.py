@@ -111,3 +111,12 @@ def test_importing_geniedrive_loads_no_torch_until_the_api_is_used():
     p = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["False", "True", "True"]
+
+
+def test_world_models_load_by_folder_or_by_workspace_name(tmp_path):
+    wm = gd.WorldModel.from_pretrained(gd.DEMO_MODEL)
+    assert not wm.training and wm.cfg.forecaster is not None
+    with pytest.raises(gd.BadInput, match=r"model 'nosuch': no such model in .*; make it with `gdrive train-vae"):
+        gd.WorldModel.from_pretrained("nosuch")
+    with pytest.raises(gd.BadInput, match="holds no config.json"):
+        gd.WorldModel.from_pretrained(tmp_path)

@@ -65,11 +65,14 @@ class WorldModel(nn.Module):
     # -- the Python API (pipelines.occworld) ---------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "WorldModel":
-        """A model folder written by gdrive (training, `import-weights` or save_pretrained): its
-        config.json rebuilds the model; vae.safetensors and, when present, forecaster.safetensors
-        load into it. In eval mode."""
+    def from_pretrained(cls, folder: str | Path, workspace: str | Path | None = None) -> "WorldModel":
+        """A model folder written by gdrive (training, `import-weights` or save_pretrained), or a
+        model of `workspace` by name, id or 'latest' (default workspace: $GDRIVE_WORKSPACE, else
+        ./gdrive-workspace): its config.json rebuilds the model; vae.safetensors and, when present,
+        forecaster.safetensors load into it. In eval mode."""
         folder = Path(folder)
+        if not folder.exists() and len(folder.parts) == 1:  # a bare name: a model of the workspace
+            folder = find_artifact(Workspace.at(workspace), "model", str(folder), "model").path
         if not (folder / "config.json").is_file():
             raise BadInput(f"{folder}: holds no config.json; give a world-model folder (models/<name>)")
         return cls.from_folder(folder, read_config(folder), need_forecaster=(folder / "forecaster.safetensors").is_file())

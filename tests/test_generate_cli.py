@@ -202,3 +202,23 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(capsys, ws, video_mo
     assert r.code == 2, r.err
     assert len(r.err_lines) == 1 and r.err_lines[0].startswith(message.format(**fill)), r.err
     assert _tree(ws) == before
+
+
+def test_the_trajectory_is_planned_once_per_generation(capsys, ws, monkeypatch):
+    """generate plans the trajectory to check --frames and hands it to the forecast stage, which does
+    not plan it again."""
+    import geniedrive.pipelines.video.generate as generate_module
+
+    _copy_last_forecaster(monkeypatch)
+    planned = []
+    real = forecast_module.plan_trajectory
+
+    def counting(*args, **kwargs):
+        planned.append(args[2] if len(args) > 2 else kwargs.get("traj"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(forecast_module, "plan_trajectory", counting)
+    monkeypatch.setattr(generate_module, "plan_trajectory", counting)
+    r = run_cli(capsys, "generate", "--dataset", "w", "--traj", "fixed_turn_left", "--frames", "9", *RES, "--json")
+    assert r.code == 0, r.err
+    assert planned == ["fixed_turn_left"]

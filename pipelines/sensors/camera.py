@@ -7,7 +7,7 @@ pixel (scatter-amin of a packed int64 key: quantised depth, then voxel index). T
 pixel ray meets is always a surface voxel seen through an open face turned to the camera (the ray
 enters it from a free neighbour or from outside the grid), so only those are splatted, each over
 the pixel bounding box of its open front faces, and the result equals exact first-hit ray casting
-through the grid (the numba DDA in `raycast.py`), with no compiled extension.
+through the grid (the numba DDA in `data/raycast.py`), with no compiled extension.
 
 Speed: all views are processed together and nothing loops over voxels in Python. Voxels outside
 a frustum or without an open face towards the camera are dropped first; the rest are splatted

@@ -41,7 +41,7 @@ from ..data.preview import write_mp4
 from ..data.rig import Rig, default_rig, read_rig_file
 from ..errors import BadInput
 from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
-from ..occworld.distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from .camera import colorize, labelled_grid, render_cameras, render_memory_bytes
 from .lidar import lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from ..store import Workspace, artifact_id, publish

@@ -9,7 +9,7 @@ Views follow the config's ring order. A clip is `--clip-frames` (4k + 1) frames 
 `--clip-stride` frames (official: 37 frames, stride 2), starting anywhere that keeps it inside
 10-90 % of the scene (the whole scene when that window is too short).
 
-The loop is the shared trainer (`occworld.trainer`: batches as a pure function of (seed, step),
+The loop is the shared trainer (`runtime.trainer`: batches as a pure function of (seed, step),
 safetensors checkpoints with optimiser state, `--resume`, DDP through torchrun) with the video
 library's `finetune_step` as its step: flow matching, AdamW with the config's weight decay and
 eps, linear warm-up, gradient-norm clipping; bf16 autocast and gradient checkpointing on CUDA only.
@@ -51,9 +51,9 @@ from ..console import ui
 from ..data.dataset import OccDataset, Scene
 from ..errors import BadInput, RunFailure
 from ..limits import MAX_VIDEO_FRAMES, check_int
-from ..occworld.distributed import init_distributed
-from ..occworld.model_artifact import TrainingJob, TrainRequest, run_training
-from ..occworld.trainer import Stage, TrainSettings
+from ..runtime.distributed import init_distributed
+from ..runtime.model_artifact import TrainingJob, TrainRequest, run_training
+from ..runtime.trainer import Stage, TrainSettings
 from ..sensors.camera import CameraRender, colorize
 from ..sensors.render import RenderRequest, open_sequence, output_frames, parse_resolution, run_render
 from ..store import Workspace, find_artifact

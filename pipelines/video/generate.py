@@ -50,7 +50,7 @@ from ..data.demo_world import open_dataset
 from ..data.preview import write_mp4
 from ..errors import BadInput
 from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
-from ..occworld.distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from ..occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
                                  resolve_world, run_forecast, world_model_folder, world_model_id)
 from ..occworld.trajectories import read_waypoints

@@ -343,7 +343,7 @@ def _check_samples(name: str, counts: dict[str, int], dim: int, dirs: dict[str, 
 
 def run_evaluate_video(req: VideoEvalRequest) -> dict:
     """FID and/or FVD of the generated folder against the real one; the report as a dict."""
-    from ..occworld.distributed import resolve_device
+    from ..runtime.distributed import resolve_device
 
     check_request(req)
     real_dir, gen_dir = Path(req.real), Path(req.generated)

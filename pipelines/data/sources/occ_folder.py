@@ -147,7 +147,7 @@ class OccFolderSource:
         return self.fingerprint()
 
     def load(self, name: str) -> SceneData:
-        from ...sensors.raycast import visibility_masks
+        from ..raycast import visibility_masks
 
         scene_dir = self.root / name
         frames, ts, poses = _read_poses(scene_dir / "poses.csv")

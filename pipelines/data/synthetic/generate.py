@@ -40,7 +40,7 @@ from .voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
 from .world import District, build_world
 from ...errors import BadInput
 from ...geometry import planar_pose
-from ...sensors.raycast import visibility_masks
+from ..raycast import visibility_masks
 
 GRID_REACH = 40.0 * math.sqrt(2.0) + 1.0  # m from the ego origin to the farthest grid corner
 

@@ -37,7 +37,8 @@ from ..data.synthetic.routes import scene_route
 from .surface_routes import surface_route
 from .trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
                            unknown_trajectory)
-from .world_model import KEYFRAME_DT, forecast_latents, open_world_model, window_steps
+from ..data.scene import KEYFRAME_DT
+from .world_model import forecast_latents, open_world_model, window_steps
 from ..data.raycast import visibility_masks
 from ..store import Workspace, artifact_id, find_artifact, publish
 from ..store.artifacts import read_manifest

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.scene import KEYFRAME_DT
 from ..errors import BadInput
 from ..runtime.checkpoint import load_weights, write_model_folder
 from .configs import WorldModelConfig
@@ -27,8 +28,6 @@ from .observation_fusion import accumulated_poses
 from .vae import TriplaneVAE
 from ..store import Workspace
 from ..store.artifacts import find_artifact
-
-KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz)
 
 
 class WorldModel(nn.Module):

@@ -39,6 +39,7 @@ from ..data.demo_world import open_dataset
 from ..data.occ3d import load_labels, npz_bytes
 from ..data.preview import write_mp4
 from ..data.rig import Rig, default_rig, read_rig_file
+from ..data.scene import KEYFRAME_HZ
 from ..errors import BadInput
 from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
 from ..runtime.distributed import resolve_device
@@ -49,7 +50,6 @@ from ..store.artifacts import find_artifact, read_manifest
 from ..store.names import check_component, check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
-KEYFRAME_HZ = 2.0
 
 
 @dataclass

@@ -54,7 +54,7 @@ from ..runtime.distributed import resolve_device
 from ..occworld.forecast import (ForecastRequest, check_speed, default_start, report_safety, resolve_trajectory,
                                  resolve_world, run_forecast, world_model_folder, world_model_id)
 from ..occworld.trajectories import read_waypoints
-from ..occworld.world_model import KEYFRAME_DT
+from ..data.scene import KEYFRAME_DT
 from ..sensors.camera import labelled_grid, render_memory_bytes
 from .side_by_side import SideBySide
 from ..sensors.render import RenderRequest, parse_resolution, run_render

@@ -31,7 +31,6 @@ Loading the tables of v1.0-trainval takes tens of seconds and a few GB: build on
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -51,6 +50,7 @@ from ..scene import Instance, SceneData, SceneMeta
 from .nuscenes_classes import category_class_name, category_to_class
 from ...errors import BadInput
 from ...geometry import pose_matrix, quat_to_matrix
+from ...store.fingerprint import folder_fingerprint
 
 # Every voxel whose centre is within this many metres outside a box (on each axis of the box)
 # still belongs to it: Occ3D voxelisation and annotation jitter put object voxels on box faces.
@@ -343,13 +343,11 @@ class NuScenesSource:
 
     def id_fields(self) -> dict:
         """What identifies the input without reading it: paths, and size + mtime of every table."""
-        tables = sorted(self.table_root.glob("*.json"))
-        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tables]
         return {
             "dataroot": str(self.dataroot.resolve()),
             "version": self.version,
             "gts": str(self.gts_root.resolve()),
-            "tables": hashlib.sha256(repr(stamp).encode()).hexdigest()[:16],
+            "tables": folder_fingerprint(self.table_root, sorted(self.table_root.glob("*.json"))),
         }
 
     # -- lookups ------------------------------------------------------------------------------

@@ -20,13 +20,11 @@ import numpy as np
 
 from ..occ3d import CLASS_NAMES, GRID_SHAPE
 from ..rig import Rig, default_rig
-from ..scene import Instance, SceneData, SceneMeta
+from ..scene import KEYFRAME_DT, KEYFRAME_US, Instance, SceneData, SceneMeta
 from .config import (
     BOX_BOTTOM_Z,
     EGO_REAR_AXLE_TO_CENTRE,
     EPOCH_US,
-    KEYFRAME_DT,
-    KEYFRAME_US,
     SCENE_GAP_US,
     SyntheticConfig,
 )

@@ -62,7 +62,8 @@ from ..store import Workspace, artifact_id, publish
 from ..store.artifacts import OwnedTemp, artifact_lock, read_manifest, recover_dir, replace_dir, reusable_artifact
 from ..store.names import check_name, default_name, inside
 from .configs import OFFICIAL_VIEWS, VideoConfig
-from .finetune_stage import condition_frames, find_video_model
+from .finetune_data import condition_frames
+from .finetune_plan import find_video_model
 from .generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
                                 resolve_prompts)
 from .loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae

@@ -73,7 +73,7 @@ class SyntheticConfig:
 
     @property
     def steps_per_keyframe(self) -> int:
-        return round(self.sim_hz / KEYFRAME_HZ)  # sim_hz is even (checked above)
+        return int(self.sim_hz // KEYFRAME_HZ)
 
 
 EPOCH_US = 1_700_000_000_000_000  # timestamps of scene `index` start at EPOCH_US + index * SCENE_GAP_US

@@ -46,7 +46,7 @@ from geniedrive.pipelines.data.rig import Camera, Lidar, default_rig  # noqa: E4
 from geniedrive.pipelines.data.synthetic.generate import SyntheticConfig, generate_scene  # noqa: E402
 from geniedrive.pipelines.sensors.camera import render_cameras  # noqa: E402
 from geniedrive.pipelines.sensors.lidar import lidar_sweep  # noqa: E402
-from geniedrive.pipelines.sensors.raycast import cast_rays, lidar_rays  # noqa: E402
+from geniedrive.pipelines.data.raycast import cast_rays, lidar_rays  # noqa: E402
 from geniedrive.pipelines.store.atomic import write_text_atomic  # noqa: E402
 
 WIDTH, HEIGHT = 512, 256

@@ -24,6 +24,13 @@ def option_types(request_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(request_cls)}
 
 
+def request_defaults(request_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Field name -> default of a request dataclass, the one place a command's defaults are declared
+    (its Typer options default to None, "not given", and `merge` falls back to these)."""
+    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            for f in dataclasses.fields(request_cls) if f.name not in skip}
+
+
 def load_recipe(path: str | None, allowed: dict[str, Any]) -> dict[str, Any]:
     """Read a YAML mapping whose keys are a command's option names (dashes or underscores) and
     whose values have the options' types (`allowed`: name -> type, see `option_types`)."""

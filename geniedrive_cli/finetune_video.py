@@ -37,11 +37,9 @@ def command(
 
     Example: gdrive finetune-video --dataset nuscenes-trainval --base Wan-AI/Wan2.1-T2V-1.3B-Diffusers --steps 20000 --name video-nus
     """
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
-    from ..pipelines.video.finetune_stage import FinetuneVideoRequest, run_finetune_video
+    from ..pipelines.video.finetune_plan import FinetuneVideoRequest
+    from ..pipelines.video.finetune_stage import run_finetune_video
 
-    flags = dict(dataset=dataset, video_config=video_config, base=base, init=init, name=name, steps=steps,
-                 batch_size=batch_size, lr=lr, warmup=warmup, grad_clip=grad_clip, clip_frames=clip_frames,
-                 clip_stride=clip_stride, resolution=resolution, split=split, ckpt_every=ckpt_every, ema=ema,
-                 resume=resume, force=force)
     run_training_command("finetune-video", FinetuneVideoRequest, run_finetune_video, flags, config)

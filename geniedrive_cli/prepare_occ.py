@@ -6,17 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config_file import load_recipe, merge, option_types
+from .config_file import load_recipe, merge, option_types, request_defaults
 from .options import emit, state
 from ..pipelines.console import ui
 from ..pipelines.store import Workspace
-
-DEFAULTS = {
-    "source": "synthetic", "name": None, "scenes": None, "frames": 40, "dataroot": None,
-    "version": "v1.0-trainval", "occ_root": None, "previews": True, "workers": None, "force": False,
-    "seed": 0, "synthetic": {},
-}
-
 
 def command(
     source: Annotated[Optional[str], typer.Option(help="synthetic (default, embedded) | nuscenes | occ-folder.")] = None,
@@ -35,14 +28,14 @@ def command(
 
     Example: gdrive prepare-occ --source synthetic --scenes 4 --frames 40 --seed 0 --name demo
     """
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
     from ..pipelines.data.occ3d import CLASS_NAMES
     from ..pipelines.data.prepare import PrepareRequest, prepare_occ
 
-    flags = dict(source=source, name=name, scenes=scenes, frames=frames, dataroot=dataroot, version=version,
-                 occ_root=occ_root, previews=previews, workers=workers, force=force or None, seed=state.seed)
-    types = option_types(PrepareRequest)
-    cfg = merge(flags, load_recipe(config, {k: types[k] for k in DEFAULTS}), DEFAULTS)
+    flags.update(force=force or None, seed=state.seed)
+    defaults, types = request_defaults(PrepareRequest), option_types(PrepareRequest)
+    cfg = merge(flags, load_recipe(config, {k: types[k] for k in defaults}), defaults)
     req = PrepareRequest(**cfg)
     ws = Workspace.at(state.workspace)
     result, summary = prepare_occ(ws, req)

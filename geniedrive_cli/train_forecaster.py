@@ -34,11 +34,8 @@ def command(
 
     Example: gdrive train-forecaster --stage predict --dataset demo --init vae-small --steps 2000 --name wm-small
     """
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
     from ..pipelines.occworld.train_forecaster import TrainForecasterRequest, run_train_forecaster
 
-    flags = dict(stage=stage, dataset=dataset, init=init, name=name, steps=steps, batch_size=batch_size, lr=lr,
-                 weight_decay=weight_decay, grad_clip=grad_clip, warmup=warmup, motion_prior=motion_prior, future=future,
-                 val_every=val_every,
-                 val_windows=val_windows, ckpt_every=ckpt_every, ema=ema, resume=resume, force=force)
     run_training_command("train-forecaster", TrainForecasterRequest, run_train_forecaster, flags, config)

@@ -27,9 +27,8 @@ def command(
 
     Example: gdrive train-vae --dataset demo --model-config small --steps 2000 --name vae-small
     """
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
     from ..pipelines.occworld.train_vae import TrainVAERequest, run_train_vae
 
-    flags = dict(dataset=dataset, model_config=model_config, name=name, steps=steps, batch_size=batch_size, lr=lr,
-                 val_every=val_every, ckpt_every=ckpt_every, ema=ema, resume=resume, force=force)
     run_training_command("train-vae", TrainVAERequest, run_train_vae, flags, config)

@@ -3,12 +3,11 @@ into a request whose dataclass defaults are the command's defaults."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from .config_file import load_recipe, merge, option_types
+from .config_file import load_recipe, merge, option_types, request_defaults
 from .options import emit, state
 from ..pipelines.console import ui
 from ..pipelines.store import Workspace
@@ -29,8 +28,11 @@ _GLOBAL_FIELDS = ("seed", "device")
 
 def run_training_command(command: str, request_cls: type, run: Callable[[Workspace, Any], dict], flags: dict,
                          recipe: str | None) -> None:
-    """Resolve `flags` (None = not given) over the recipe and the request's defaults, train, report."""
-    defaults = {f.name: f.default for f in dataclasses.fields(request_cls) if f.name not in _GLOBAL_FIELDS}
+    """Resolve `flags` (None = not given) over the recipe and the request's defaults, train, report.
+
+    `flags` are the command's own parameters by name (`locals()` at its start, less the recipe), so
+    each option is written once in the Typer signature and its default once in the request dataclass."""
+    defaults = request_defaults(request_cls, skip=_GLOBAL_FIELDS)
     flags = {**flags, "resume": flags.get("resume") or None, "force": flags.get("force") or None}
     types = option_types(request_cls)
     cfg = merge(flags, load_recipe(recipe, {k: types[k] for k in defaults}), defaults)

@@ -7,7 +7,7 @@ import torch
 from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
 from geniedrive.pipelines.data.rig import default_rig
 from geniedrive.pipelines.sensors.camera import RING_ORDER, colorize, render_cameras, ring_grid
-from geniedrive.pipelines.sensors.raycast import cast_rays
+from geniedrive.pipelines.data.raycast import cast_rays
 
 W, H = 256, 128
 

@@ -25,7 +25,7 @@ from geniedrive.pipelines.data.synthetic.voxelise import boxes_in_ego, paint_box
 from geniedrive.pipelines.edit.ground import restore
 from geniedrive.pipelines.edit.placement import to_local
 from geniedrive.pipelines.geometry import planar_pose
-from geniedrive.pipelines.sensors.raycast import visibility_masks
+from geniedrive.pipelines.data.raycast import visibility_masks
 from geniedrive.pipelines.store import Workspace, publish
 from tests.helpers import artifact_dirs, run_cli
 

@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from geniedrive.cli.app import main
-from geniedrive.pipelines.video.finetune_stage import CameraTrack, clip_start
+from geniedrive.pipelines.video.finetune_data import CameraTrack, clip_start
 from geniedrive.pipelines.video.loading import load_video_model
 from geniedrive.pipelines.video.model import MultiViewWanTransformer
 from tests.helpers import REPO, artifact_dirs, run_cli

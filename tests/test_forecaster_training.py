@@ -9,10 +9,10 @@ import torch
 from geniedrive.pipelines.data.cache import open_cache
 from geniedrive.pipelines.data.dataset import OccDataset
 from geniedrive.pipelines.occworld.configs import CONFIGS
-from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.runtime.distributed import DistInfo
 from geniedrive.pipelines.occworld.forecast_stage import forecaster_stage
 from geniedrive.pipelines.occworld.forecaster import quat_to_rotmat
-from geniedrive.pipelines.occworld.trainer import TrainSettings, train
+from geniedrive.pipelines.runtime.trainer import TrainSettings, train
 from geniedrive.pipelines.occworld.world_model import (WorldModel, initial_history, motion_features, rotmat_to_quat,
                                             teacher_probability)
 from geniedrive.pipelines.geometry import planar_pose

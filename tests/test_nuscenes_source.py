@@ -14,6 +14,7 @@ from geniedrive.pipelines.data.occ3d import CLASS_INDEX, GRID_SHAPE, RANGE_MIN, 
 from geniedrive.pipelines.data.rig import CAMERA_NAMES, HDL32E_ELEVATIONS
 from geniedrive.pipelines.data.scene import SceneMeta
 from geniedrive.pipelines.data.sources import nuscenes as ns
+from geniedrive.pipelines.data.sources import nuscenes_instances, nuscenes_tables
 from geniedrive.pipelines.data.sources.nuscenes_classes import category_to_class
 from geniedrive.pipelines.errors import BadInput
 from tests.nuscenes_fixture import build_nuscenes_folder
@@ -195,7 +196,7 @@ def _reference_instances(sem: np.ndarray, pose: np.ndarray, boxes: list, ids: li
 
 def test_instance_grids(loaded):
     _, data, truth = loaded
-    assert ns.BOX_MARGIN == 0.2
+    assert nuscenes_instances.BOX_MARGIN == 0.2
     contested = 0
     for name in SCENES:
         d, gt = data[name], truth["scenes"][name]
@@ -313,7 +314,7 @@ def test_load_of_40_frames_with_50_boxes_is_fast(tmp_path, monkeypatch):
 
 
 def test_missing_and_empty_dataroot(tmp_path):
-    msg = _bad(ns.check_nuscenes_input, tmp_path / "nope", VERSION, None)
+    msg = _bad(nuscenes_tables.check_nuscenes_input, tmp_path / "nope", VERSION, None)
     assert "--dataroot" in msg and "nope" in msg and "does not exist" in msg
     (tmp_path / "empty").mkdir()
     msg = _bad(ns.NuScenesSource, tmp_path / "empty", VERSION)
@@ -332,7 +333,7 @@ def test_missing_table_is_named(copy):
     msg = _bad(ns.NuScenesSource, copy, VERSION)
     assert str(copy / VERSION / "sample_annotation.json") in msg and "missing" in msg
     (copy / VERSION / "ego_pose.json").unlink()
-    msg = _bad(ns.check_nuscenes_input, copy, VERSION, None)
+    msg = _bad(nuscenes_tables.check_nuscenes_input, copy, VERSION, None)
     assert "ego_pose.json" in msg and "also missing: sample_annotation.json" in msg
 
 
@@ -363,13 +364,13 @@ def test_devkit_failures_are_wrapped(copy):
     """What nuscenes-devkit raises by itself (past our up-front checks) becomes one-line BadInput."""
     table = copy / VERSION / "sample_annotation.json"
     table.rename(copy / "moved.json")
-    msg = _bad(ns._open_nuscenes, copy, VERSION)  # the devkit: FileNotFoundError from open()
+    msg = _bad(nuscenes_tables.open_nuscenes, copy, VERSION)  # the devkit: FileNotFoundError from open()
     assert str(table) in msg and "missing" in msg
     (copy / "moved.json").rename(table)
     (copy / VERSION / "map.json").write_text("[]")  # the devkit: IndexError on map[0]
     msg = _bad(ns.NuScenesSource, copy, VERSION)
     assert str(copy / VERSION) in msg and "IndexError" in msg
-    msg = _bad(ns._open_nuscenes, copy, "v1.0-none")  # the devkit: AssertionError
+    msg = _bad(nuscenes_tables.open_nuscenes, copy, "v1.0-none")  # the devkit: AssertionError
     assert "Database version not found" in msg
 
 
@@ -377,7 +378,7 @@ def test_missing_gts_folder(copy, tmp_path):
     shutil.rmtree(copy / "gts")
     msg = _bad(ns.NuScenesSource, copy, VERSION)
     assert "--occ-root" in msg and "gts" in msg
-    msg = _bad(ns.check_nuscenes_input, copy, VERSION, tmp_path / "nowhere")
+    msg = _bad(nuscenes_tables.check_nuscenes_input, copy, VERSION, tmp_path / "nowhere")
     assert "--occ-root" in msg and "nowhere" in msg
 
 

@@ -13,10 +13,11 @@ from geniedrive.pipelines.data.occ3d import FREE, GRID_SHAPE, RANGE_MIN, VOXEL_S
 from geniedrive.pipelines.geometry import planar_pose
 from geniedrive.pipelines.metrics.ego_motion import warp_occupancy
 from geniedrive.pipelines.occworld.configs import CONFIGS
-from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.runtime.distributed import DistInfo
 from geniedrive.pipelines.occworld.forecast_stage import forecaster_stage
-from geniedrive.pipelines.occworld.observation_fusion import accumulated_poses, warp_labels
-from geniedrive.pipelines.occworld.trainer import TrainSettings, train
+from geniedrive.pipelines.data.warp import warp_labels
+from geniedrive.pipelines.occworld.observation_fusion import accumulated_poses
+from geniedrive.pipelines.runtime.trainer import TrainSettings, train
 from geniedrive.pipelines.occworld.world_model import WorldModel
 from tests.helpers import run_cli, write_occ_folder
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from geniedrive.pipelines.data.occ3d import GRID_SHAPE
 from geniedrive.pipelines.data.rig import default_rig
-from geniedrive.pipelines.sensors.raycast import camera_rays, cast_rays, lidar_rays, visibility_masks
+from geniedrive.pipelines.data.raycast import camera_rays, cast_rays, lidar_rays, visibility_masks
 
 
 def test_flat_ground_gives_the_analytic_range_for_every_beam():

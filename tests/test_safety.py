@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from geniedrive.cli.app import COMMANDS
 from geniedrive.pipelines.data.dataset import OccDataset
 from geniedrive.pipelines.errors import BadInput, RunFailure
-from geniedrive.pipelines.occworld.trainer import Stage, TrainSettings, train
-from geniedrive.pipelines.occworld.distributed import DistInfo
+from geniedrive.pipelines.runtime.trainer import Stage, TrainSettings, train
+from geniedrive.pipelines.runtime.distributed import DistInfo
 from geniedrive.pipelines.store import Workspace, publish
 from geniedrive.pipelines.store.artifacts import folder_contents
 from tests.helpers import (GDRIVE, REPO, alive, artifact_dirs, descendants, run_cli, temporaries, wait_for,

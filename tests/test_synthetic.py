@@ -15,7 +15,8 @@ import pytest
 
 from geniedrive.pipelines.data.controls import COMMANDS, commands, step_controls
 from geniedrive.pipelines.data.occ3d import CLASS_NAMES, FREE, GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
-from geniedrive.pipelines.data.synthetic.config import EGO_BOX, KEYFRAME_US, SCENE_KINDS, SyntheticConfig
+from geniedrive.pipelines.data.scene import KEYFRAME_US
+from geniedrive.pipelines.data.synthetic.config import EGO_BOX, SCENE_KINDS, SyntheticConfig
 from geniedrive.pipelines.data.synthetic.ego import scene_kind
 from geniedrive.pipelines.data.synthetic.generate import Simulated, generate_scene
 from geniedrive.pipelines.errors import BadInput

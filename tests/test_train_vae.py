@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from geniedrive.pipelines.occworld.checkpoint import load_weights
+from geniedrive.pipelines.runtime.checkpoint import load_weights
 from geniedrive.pipelines.occworld.configs import CONFIGS
 from geniedrive.pipelines.occworld.vae import TriplaneVAE
 from tests.helpers import REPO, run_cli, write_occ_folder

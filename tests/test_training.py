@@ -7,10 +7,10 @@ import torch
 from geniedrive.pipelines.data.cache import open_cache
 from geniedrive.pipelines.data.dataset import OccDataset
 from geniedrive.pipelines.errors import BadInput
-from geniedrive.pipelines.occworld.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from geniedrive.pipelines.runtime.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from geniedrive.pipelines.occworld.configs import CONFIGS
-from geniedrive.pipelines.occworld.distributed import DistInfo
-from geniedrive.pipelines.occworld.trainer import Stage, TrainSettings, batch_indices, train
+from geniedrive.pipelines.runtime.distributed import DistInfo
+from geniedrive.pipelines.runtime.trainer import Stage, TrainSettings, batch_indices, train
 from geniedrive.pipelines.occworld.vae import TriplaneVAE
 from geniedrive.pipelines.occworld.vae_stage import vae_stage
 from tests.helpers import run_cli, write_occ_folder

@@ -19,7 +19,8 @@ from torch import nn
 
 from geniedrive.pipelines.data.preview import write_mp4
 from geniedrive.pipelines.video import i3d, inception
-from geniedrive.pipelines.video.metrics import FID_NET, FVD_NET, FeatureStats, frechet_distance, frechet_distance_of, load_network
+from geniedrive.pipelines.video.metrics_frechet import FeatureStats, frechet_distance, frechet_distance_of
+from geniedrive.pipelines.video.metrics_networks import FID_NET, FVD_NET, load_network
 from tests.helpers import run_cli
 
 CPU = torch.device("cpu")

@@ -23,8 +23,9 @@ MAX_BEAMS = 512
 MAX_AZIMUTH_STEPS = 36_000  # 0.01 degree
 MAX_RANGE_M = 1000.0
 
-# nuScenes camera order as the official rasterizer writes it.
-CAMERA_NAMES = (
+# The six nuScenes cameras, the one definition of the camera ring: round the car clockwise seen
+# from above, from the front camera, the order the official rasterizer writes them in.
+CAMERA_NAMES: tuple[str, ...] = (
     "CAM_FRONT",
     "CAM_FRONT_RIGHT",
     "CAM_BACK_RIGHT",
@@ -32,6 +33,10 @@ CAMERA_NAMES = (
     "CAM_BACK_LEFT",
     "CAM_FRONT_LEFT",
 )
+# The same ring started at the front-left camera (FL | F | FR | BR | B | BL): the official
+# multi-view batch order (video.configs.OFFICIAL_VIEWS) and the 2 x 3 camera mosaic read row by
+# row (sensors.camera.RING_ORDER).
+VIEW_RING: tuple[str, ...] = CAMERA_NAMES[-1:] + CAMERA_NAMES[:-1]
 
 # (translation, rotation wxyz, f, cx, cy) at 1600x900, camera -> ego.
 _NUSCENES_CAMERAS = {

@@ -18,6 +18,12 @@ from ..store.names import check_component
 
 SCENE_SCHEMA = 1
 
+# Keyframes are 2 Hz (the data contract): every source, forecast, trajectory and render steps by
+# KEYFRAME_DT between keyframes; scene.json timestamps by KEYFRAME_US.
+KEYFRAME_HZ = 2.0
+KEYFRAME_DT = 1.0 / KEYFRAME_HZ  # seconds between keyframes
+KEYFRAME_US = round(KEYFRAME_DT * 1_000_000)  # the same step in microseconds
+
 
 @dataclass
 class Instance:

@@ -20,13 +20,13 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..errors import BadInput
-from ..store import artifact_id
+from ..store.fingerprint import folder_fingerprint
 from ..store.artifacts import read_manifest
 from ..store.names import check_component
 from .occ3d import FREE, GRID_SHAPE, load_labels
 from .rig import Rig, default_rig, read_rig_file
+from .scene import KEYFRAME_DT
 
-KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz): where a folder gives no times
 
 
 class KeyframeGrids:
@@ -144,7 +144,7 @@ class OccupancySequence:
         # a forecast's name carries its dataset and scene; else the dataset its frames.json names
         label = str(manifest["name"]) if manifest.get("kind") == "forecast" and manifest.get("name") else \
             f"{dataset or folder.name}-{scenes[0]}"
-        provenance = {"occ": str(folder.resolve()), "content": _files_digest(folder, files)}
+        provenance = {"occ": str(folder.resolve()), "content": folder_fingerprint(folder, files)}
         grids = KeyframeGrids(lambda i: load_labels(files[i], require_masks=False)["semantics"], len(files))
         return cls(scenes[0], tuple(f.parent.name for f in files), times, poses, rig, grids, None,
                    ("forecast" if reference else "observed",) * len(files), tuple(files), provenance, label, reference)
@@ -203,13 +203,6 @@ class OccupancySequence:
 
 def _or_unknown(grids: KeyframeGrids | None, count: int) -> KeyframeGrids:
     return grids if grids is not None else KeyframeGrids(lambda i: None, count)
-
-
-def _files_digest(folder: Path, files: list[Path]) -> str:
-    """What tells an Occ3D folder's content apart cheaply: its files' names, sizes and times."""
-    return artifact_id("occ-folder", 1, {"files": [str(f.relative_to(folder)) for f in files],
-                                         "sizes": [f.stat().st_size for f in files],
-                                         "mtimes": [f.stat().st_mtime_ns for f in files]}, {})
 
 
 def _forecast_frames(meta: Path, flag: str) -> tuple[list[str], np.ndarray, np.ndarray, str | None, str | None]:

@@ -36,7 +36,7 @@ from .shapes import THING_NAMES, CutShape, Shape
 from .spec import Edit, Insert, Move, Remove
 from ..errors import BadInput
 from ..geometry import planar_pose
-from ..sensors.raycast import visibility_masks
+from ..data.raycast import visibility_masks
 
 
 @dataclass

@@ -15,7 +15,7 @@ import torch
 
 from ..data.occ3d import RANGE_MIN, VOXEL_SIZE
 from ..geometry import planar_pose, wrap_angle, yaw_of
-from ..occworld.observation_fusion import warp_labels
+from ..data.warp import warp_labels
 
 STATIC_CLASSES = tuple(range(11, 17))  # driveable_surface .. vegetation: they do not move
 

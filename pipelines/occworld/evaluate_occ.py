@@ -11,7 +11,7 @@ from ..data.cache import open_cache
 from ..data.dataset import OccDataset
 from ..data.windows import ForecastWindows
 from ..errors import BadInput
-from .distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from ..data.synthetic.routes import ROUTES
 from .evaluate import HORIZONS, evaluate_windows
 from .evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,

@@ -33,14 +33,15 @@ from ..limits import MAX_HORIZON, MAX_SPEED
 from ..metrics.ego_motion import motion_error, register_static
 from ..metrics.safety import ego_safety, safety_line, summarise_safety
 from ..data.preview import preview_frame, write_mp4
-from .distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from .forecast_stage import PAST
 from ..data.synthetic.routes import scene_route
 from .surface_routes import surface_route
 from .trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
                            unknown_trajectory)
-from .world_model import KEYFRAME_DT, WorldModel, forecast_latents, open_world_model, window_steps
-from ..sensors.raycast import visibility_masks
+from ..data.scene import KEYFRAME_DT
+from .world_model import WorldModel, forecast_latents, open_world_model, window_steps
+from ..data.raycast import visibility_masks
 from ..store import Workspace, artifact_id, find_artifact, publish
 from ..store.artifacts import read_manifest
 from ..store.names import check_name, default_name

@@ -22,7 +22,7 @@ from ..data.windows import ForecastWindows
 from ..errors import BadInput
 from .fuse_stage import fusion_stage
 from .losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
-from .trainer import Stage
+from ..runtime.trainer import Stage
 from .world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                           window_steps)
 

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from ..data.cache import PackedCache
 from ..data.windows import ForecastWindows
 from ..errors import BadInput
-from .observation_fusion import warp_labels
-from .trainer import Stage
+from ..data.warp import warp_labels
+from ..runtime.trainer import Stage
 from .world_model import WorldModel, forecast_latents, window_steps
 
 VOXELS_PER_FRAME = 32_768

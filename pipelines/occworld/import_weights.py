@@ -24,9 +24,9 @@ import torch
 from ..console import ui
 from ..errors import BadInput
 from ..import_weights import ImportRequest, file_source
-from .checkpoint import save_weights
+from ..runtime.checkpoint import save_weights
 from .configs import CONFIGS, WorldModelConfig
-from .model_artifact import MODEL_SCHEMA
+from ..runtime.model_artifact import MODEL_SCHEMA
 from .official_weights import (LOSS_BUFFERS, forecaster_state_from_official,
                                vae_state_from_official)
 from .world_model import WorldModel

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from ..data.controls import command_one_hot
+from ..data.scene import KEYFRAME_DT
 from .forecaster import rotmat_to_quat
 
 OBSERVED = 4  # frames t-3..t; also the length of the observe buffers
-KEYFRAME_DT = 0.5
 META_FIELDS = {  # field -> (trailing shape, steps offset): [B, H + offset, *shape]
     "curr_to_future_ego_rt": ((4, 4), 0),
     "curr_ego_to_global": ((4, 4), 1),

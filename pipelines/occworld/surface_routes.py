@@ -32,7 +32,7 @@ from ..data.synthetic.config import EGO_LENGTH, EGO_REAR_AXLE_TO_CENTRE, EGO_WID
 from ..data.synthetic.routes import ROUTES
 from ..errors import BadInput
 from ..metrics.safety import BOX_LAYERS, DRIVEABLE, OBSTACLE_IDS
-from .world_model import KEYFRAME_DT
+from ..data.scene import KEYFRAME_DT
 
 LANE_WIDTH = 3.5
 JUNCTION_OPEN = 6.0  # m the road's edge must open by on one side for a junction

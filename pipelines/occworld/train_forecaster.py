@@ -5,7 +5,7 @@ CE + Lovász on decoded futures), both with trajectory and rotation losses and s
 `--init` names the model to start from: a `train-vae` model for `predict` (its VAE; a fresh
 forecaster), a `predict` (or `e2e`) model for `e2e` and `fuse` (both parts; `fuse` adds the
 fusion head when the init model has none). The published model holds
-vae.safetensors and forecaster.safetensors (layout in model_artifact.py).
+vae.safetensors and forecaster.safetensors (layout in runtime/model_artifact.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..limits import check_int
 from .configs import check_motion_prior
 from .evaluate import validation_metrics
 from .forecast_stage import FUTURE, MAX_FUTURE, PAST, STAGES, forecaster_stage
-from .model_artifact import TrainingJob, TrainRequest, run_training
+from ..runtime.model_artifact import TrainingJob, TrainRequest, run_training
 from .world_model import WorldModel, open_world_model
 from ..store import Workspace
 from ..store.artifacts import read_manifest

@@ -1,5 +1,5 @@
 """The `train-vae` stage: train the tri-plane VAE on a dataset and publish a model artifact
-(models/<name>/ with vae.safetensors; layout in model_artifact.py)."""
+(models/<name>/ with vae.safetensors; layout in runtime/model_artifact.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from ..console import ui
 from ..data.cache import open_cache
 from ..data.dataset import OccDataset
 from .configs import get_config
-from .model_artifact import TrainingJob, TrainRequest, run_training
+from ..runtime.model_artifact import TrainingJob, TrainRequest, run_training
 from .vae_stage import vae_stage
 from ..store import Workspace
 

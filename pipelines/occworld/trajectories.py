@@ -20,7 +20,7 @@ from ..data.controls import commands
 from ..errors import BadInput, TrajectoryTooShort
 from ..geometry import planar_pose
 from ..limits import MAX_HORIZON, MAX_SPEED, read_text_file
-from .world_model import KEYFRAME_DT
+from ..data.scene import KEYFRAME_DT
 
 TURN_RADIUS_M = 10.0  # a 90° urban turn
 LANE_WIDTH_M = 3.5

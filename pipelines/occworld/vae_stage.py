@@ -10,7 +10,7 @@ from ..data.cache import PackedCache
 from ..metrics.occupancy import confusion_matrix, summarise
 from .configs import VAEConfig
 from .losses import lovasz_softmax
-from .trainer import Stage
+from ..runtime.trainer import Stage
 from .vae import TriplaneVAE, kl_loss
 
 KL_WEIGHT = 0.005

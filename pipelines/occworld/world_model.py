@@ -17,17 +17,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.scene import KEYFRAME_DT
 from ..errors import BadInput
-from .checkpoint import load_weights, write_model_folder
+from ..runtime.checkpoint import load_weights, write_model_folder
 from .configs import WorldModelConfig
 from .forecaster import Forecaster, rotmat_to_quat
 from .latent_warp import warp_latent
-from .observation_fusion import accumulated_poses, warp_labels
+from ..data.warp import warp_labels
+from .observation_fusion import accumulated_poses
 from .vae import TriplaneVAE
 from ..store import Workspace
 from ..store.artifacts import find_artifact
-
-KEYFRAME_DT = 0.5  # seconds between keyframes (2 Hz)
 
 
 class WorldModel(nn.Module):

@@ -7,7 +7,7 @@ pixel (scatter-amin of a packed int64 key: quantised depth, then voxel index). T
 pixel ray meets is always a surface voxel seen through an open face turned to the camera (the ray
 enters it from a free neighbour or from outside the grid), so only those are splatted, each over
 the pixel bounding box of its open front faces, and the result equals exact first-hit ray casting
-through the grid (the numba DDA in `raycast.py`), with no compiled extension.
+through the grid (the numba DDA in `data/raycast.py`), with no compiled extension.
 
 Speed: all views are processed together and nothing loops over voxels in Python. Voxels outside
 a frustum or without an open face towards the camera are dropped first; the rest are splatted
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from ..data.occ3d import FREE, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid
 from ..data.preview import BACKGROUND
+from ..data.rig import VIEW_RING
 from ..errors import BadInput
 
 NEAR = 0.1  # near plane (m along the optical axis)
@@ -45,10 +46,7 @@ _DEPTH_SCALE = 2.0**20  # depth quantum in the z-buffer key: ~1e-6 m (43 bits: u
 _NO_HIT = torch.iinfo(torch.int64).max
 
 # nuScenes ring layout for a 2 x 3 mosaic: front row left to right, back row as seen turning round.
-RING_ORDER = (
-    ("CAM_FRONT_LEFT", "CAM_FRONT", "CAM_FRONT_RIGHT"),
-    ("CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT"),
-)
+RING_ORDER = (VIEW_RING[:3], VIEW_RING[3:])
 
 # Corner k of a voxel has offset sign (+/-) per axis from bits (x: 4, y: 2, z: 1).
 _CORNER_SIGNS = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)], np.float64) * 2 - 1

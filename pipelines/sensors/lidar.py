@@ -1,7 +1,7 @@
 """LiDAR sweeps from semantic occupancy: first-hit ray casting, nuScenes `.pcd.bin`, previews.
 
 One sweep fires every beam of the rig's LiDAR (HDL-32E by default: 32 rings x 1080 azimuth steps)
-through the occupancy grid with the exact DDA of `raycast.py`. A ray returns a point where it
+through the occupancy grid with the exact DDA of `data/raycast.py`. A ray returns a point where it
 first enters an occupied voxel; a ray that leaves the grid, or reaches `lidar.max_range` first,
 returns nothing (as a real sensor gets no echo from the sky). Each point carries the label and
 instance of the voxel it hit, its range, its ring (beam index in the rig's firing order, the
@@ -38,7 +38,7 @@ import numpy as np
 from ..data.occ3d import FREE, GRID_SHAPE, NUM_CLASSES, PALETTE, RANGE_MIN, VOXEL_SIZE, check_grid, npz_bytes
 from ..data.preview import BACKGROUND
 from ..errors import BadInput
-from .raycast import cast_rays, lidar_rays
+from ..data.raycast import cast_rays, lidar_rays
 from ..store.atomic import write_bytes_atomic
 
 # Per-class reflectivity (intensity at normal incidence, nuScenes 0..255 scale), Occ3D class order.

@@ -40,9 +40,10 @@ from ..data.sequence import OccupancySequence
 from ..data.occ3d import npz_bytes
 from ..data.preview import write_mp4
 from ..data.rig import Rig, read_rig_file
+from ..data.scene import KEYFRAME_HZ
 from ..errors import BadInput
 from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
-from ..occworld.distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from .camera import CameraRender, colorize, labelled_grid, render_cameras, render_memory_bytes
 from .lidar import LidarSweep, lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
 from ..store import Workspace, artifact_id, publish
@@ -50,7 +51,6 @@ from ..store.artifacts import find_artifact
 from ..store.names import check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
-KEYFRAME_HZ = 2.0
 
 
 @dataclass

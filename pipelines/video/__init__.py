@@ -13,7 +13,10 @@ Modules, one job each:
 - official_transformer, official_base: the official GenieDrive transformer and its Wan2.1 base
              components (VAE, umT5, CLIP) in gdrive / diffusers / transformers, with the official calls.
 - import_weights: `gdrive import-weights --format geniedrive-video`.
-- metrics*, i3d, inception: FVD / FID feature networks and metrics.
+- metrics (the evaluation), metrics_videos, metrics_networks, metrics_frechet, i3d, inception:
+             FVD / FID videos, feature networks, distances.
+- finetune_data, finetune_plan, finetune_stage: `gdrive finetune-video` (clips of camera video and
+             their conditions; the checked request; rendering and training).
 
 This package file imports nothing when imported, so that the metric modules do not pull in
 diffusers. It offers, loaded on first use, the API for official GenieDrive video weights:

@@ -20,6 +20,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from ..data.rig import VIEW_RING
 from ..errors import BadInput
 from ..limits import MAX_FPS, MAX_IMAGE_SIDE, MAX_VIDEO_FRAMES, check_fields
 from ..store.names import check_component
@@ -27,14 +28,7 @@ from ..store.names import check_component
 # The official multi-view ring: batch = groups of views in this order, neighbours side by side in
 # the multi-view sequence (FL | F | FR | BR | B | BL). The 1-D RoPE over the row is not circular,
 # so the start of the ring matters for official checkpoints.
-OFFICIAL_VIEWS: tuple[str, ...] = (
-    "CAM_FRONT_LEFT",
-    "CAM_FRONT",
-    "CAM_FRONT_RIGHT",
-    "CAM_BACK_RIGHT",
-    "CAM_BACK",
-    "CAM_BACK_LEFT",
-)
+OFFICIAL_VIEWS: tuple[str, ...] = VIEW_RING
 
 
 MODEL_TYPES = ("t2v", "i2v")

@@ -11,7 +11,7 @@
 3. render: `sensors.render.run_render` of that sequence at 12 fps (ego pose interpolated between
    keyframes), the six cameras in the video model's ring order, LiDAR on: 6H + 1 >= N frames, of
    which the first N are the conditions.
-4. video: with a video model, the colourised conditions (`finetune_stage.condition_frames`, the
+4. video: with a video model, the colourised conditions (`finetune_data.condition_frames`, the
    same colours the model was trained on) go through `rollout.generate_video` in chunks seeded by
    the last frame of the previous chunk. Without one, the condition video itself is written.
 
@@ -50,18 +50,20 @@ from ..data.sequence import OccupancySequence
 from ..data.preview import write_mp4
 from ..errors import BadInput, TrajectoryTooShort
 from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
-from ..occworld.distributed import resolve_device
+from ..runtime.distributed import resolve_device
 from ..occworld.forecast import (ForecastRequest, Trajectory, check_speed, default_start, plan_trajectory,
                                  report_safety, resolve_world, run_forecast, world_model_folder, world_model_id)
-from ..occworld.world_model import KEYFRAME_DT
+from ..data.scene import KEYFRAME_DT
 from ..sensors.camera import colorize, labelled_grid, render_memory_bytes
 from .side_by_side import SideBySide
 from ..sensors.render import RenderRequest, parse_resolution, render as render_sequence, run_render
 from ..store import Workspace, artifact_id, publish
 from ..store.artifacts import read_manifest, reusable_artifact, say_reused
+from ..store.fingerprint import folder_fingerprint
 from ..store.names import check_name, default_name
 from .configs import OFFICIAL_VIEWS, VideoConfig
-from .finetune_stage import condition_frames, find_video_model
+from .finetune_data import condition_frames
+from .finetune_plan import find_video_model
 from .generation_inputs import (FirstFrames, PromptPlan, check_image_encoder, first_frames, prompt_plan,
                                 resolve_prompts)
 from .loading import IMAGE_ENCODER_DIR, VideoModel, load_encoder, load_video_model, require_vae
@@ -211,9 +213,7 @@ def _video_model_id(folder: Path) -> str:
     manifest = read_manifest(folder)
     if manifest and manifest.get("id"):
         return manifest["id"]
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return artifact_id("video-model-folder", 1, {"path": str(folder.resolve()), "files": [
-        [str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files]})
+    return artifact_id("video-model-folder", 2, {"path": str(folder.resolve()), "files": folder_fingerprint(folder)})
 
 
 def _check_rig(scene: Scene, views: tuple[str, ...]) -> None:

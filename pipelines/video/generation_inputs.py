@@ -47,7 +47,7 @@ class FirstFrames:
         return "none" if self.ds is None else "camera"
 
     def paths(self) -> list[Path]:
-        from .finetune_stage import nuscenes_source
+        from .finetune_data import nuscenes_source
 
         source = nuscenes_source(self.ds)
         return [source.keyframe_image(self.scene, self.token, view) for view in self.views]
@@ -59,7 +59,7 @@ class FirstFrames:
             return None, None
         from PIL import Image
 
-        from .finetune_stage import read_camera_image
+        from .finetune_data import read_camera_image
 
         paths = self.paths()
         frames = torch.from_numpy(np.stack([read_camera_image(p, size) for p in paths])).permute(0, 3, 1, 2)
@@ -77,9 +77,9 @@ def first_frames(ds: OccDataset, scene: Scene, start: int, views: tuple[str, ...
     token = scene.frames[start].token
     if source != "nuscenes":
         return FirstFrames(None, scene.name, token, views, NO_IMAGES.format(source=source))
-    from .finetune_stage import _nuscenes_root
+    from .finetune_data import nuscenes_root
 
-    _, root = _nuscenes_root(ds)
+    _, root = nuscenes_root(ds)
     return FirstFrames(ds, scene.name, token, views, f"the camera images of keyframe {start} ({root}/samples/...)")
 
 

@@ -27,279 +27,30 @@ What one scene becomes (`NuScenesSource.load(name) -> SceneData`):
 
 Loading the tables of v1.0-trainval takes tens of seconds and a few GB: build one
 `NuScenesSource` and call `.load` for every scene rather than the one-shot helpers.
+
+The parts: `nuscenes_tables` (checking the input, opening the tables through nuscenes-devkit,
+the splits), `nuscenes_instances` (instance grids from the boxes), `nuscenes_classes` (category
+mapping); this module builds each scene from them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from ..occ3d import (
-    GRID_SHAPE,
-    RANGE_MIN,
-    THING_CLASSES,
-    VOXEL_SIZE,
-    axis_centres,
-    load_labels,
-)
+from ..occ3d import GRID_SHAPE, load_labels
 from ..rig import CAMERA_NAMES, Camera, Lidar, Rig
 from ..scene import Instance, SceneData, SceneMeta
 from .nuscenes_classes import category_class_name, category_to_class
+from .nuscenes_instances import assign_instances
+from .nuscenes_tables import check_nuscenes_input, occ_gts_dir, open_nuscenes, split_table
 from ...errors import BadInput
 from ...geometry import pose_matrix, quat_to_matrix
+from ...store.fingerprint import folder_fingerprint
 
-# Every voxel whose centre is within this many metres outside a box (on each axis of the box)
-# still belongs to it: Occ3D voxelisation and annotation jitter put object voxels on box faces.
-BOX_MARGIN = 0.2
-
-# The tables `nuscenes.NuScenes` reads (it opens all of them, in this order).
-NUSCENES_TABLES = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
 LIDAR_CHANNEL = "LIDAR_TOP"
 UNASSIGNED = "unassigned"
-_MAX_OBJECT_CLASS = max(THING_CLASSES)
-
-
-def _one_line(text: object, limit: int = 240) -> str:
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------------
-# Up-front validation
-# --------------------------------------------------------------------------------------------
-
-
-def _version_folders(dataroot: Path) -> list[str]:
-    """Sub-folders of `dataroot` that look like nuScenes version folders."""
-    out = []
-    try:
-        for d in sorted(dataroot.iterdir()):
-            if d.is_dir() and ((d / "scene.json").is_file() or re.match(r"v\d", d.name)):
-                out.append(d.name)
-    except OSError:
-        pass
-    return out
-
-
-def occ_gts_dir(dataroot: Path | str, occ_root: Path | str | None = None) -> Path | None:
-    """The Occ3D `gts` folder: `<occ_root>/gts` (occ_root defaults to dataroot); `occ_root` may
-    also be the `gts` folder itself. None when there is none."""
-    base = Path(occ_root) if occ_root is not None else Path(dataroot)
-    if (base / "gts").is_dir():
-        return base / "gts"
-    if base.name == "gts" and base.is_dir():
-        return base
-    return None
-
-
-def check_nuscenes_input(dataroot: Path | str, version: str, occ_root: Path | str | None = None) -> None:
-    """Validate the inputs of the nuScenes source before anything is read or written.
-
-    Raises BadInput (one line naming the flag or file) for a missing, non-folder or empty
-    dataroot, a missing version folder (listing the version folders that exist), a missing
-    table json, and a missing Occ3D `gts` folder.
-    """
-    dataroot = Path(dataroot)
-    if not dataroot.exists():
-        raise BadInput(
-            f"--dataroot: {dataroot} does not exist; point it at the nuScenes folder that holds the "
-            f"version folder ({version}/) and maps/"
-        )
-    if not dataroot.is_dir():
-        raise BadInput(f"--dataroot: {dataroot} is not a folder; point it at the nuScenes folder that holds {version}/")
-    try:
-        empty = not any(dataroot.iterdir())
-    except OSError as exc:
-        raise BadInput(f"--dataroot: cannot list {dataroot} ({_one_line(exc)}); check its permissions") from None
-    if empty:
-        raise BadInput(
-            f"--dataroot: {dataroot} is an empty folder; extract the nuScenes metadata ({version}/ tables "
-            "and maps/) into it"
-        )
-    if not version or "/" in version or "\\" in version or version in (".", ".."):
-        raise BadInput(f"--version: '{version}' is not a version folder name; use e.g. v1.0-mini or v1.0-trainval")
-    table_root = dataroot / version
-    if not table_root.is_dir():
-        found = _version_folders(dataroot)
-        if found:
-            raise BadInput(
-                f"--version: no folder '{version}' under {dataroot}; the version folders there are "
-                f"{', '.join(found)}; pass one of them with --version"
-            )
-        raise BadInput(
-            f"--version: no folder '{version}' under {dataroot}, and no nuScenes version folder "
-            "(e.g. v1.0-mini holding scene.json) at all; check --dataroot"
-        )
-    missing = [t for t in NUSCENES_TABLES if not (table_root / f"{t}.json").is_file()]
-    if missing:
-        more = f" (also missing: {', '.join(m + '.json' for m in missing[1:])})" if len(missing) > 1 else ""
-        raise BadInput(
-            f"{table_root / (missing[0] + '.json')}: nuScenes table missing{more}; re-extract the "
-            f"{version} metadata into {table_root}"
-        )
-    if occ_root is not None and not Path(occ_root).exists():
-        raise BadInput(f"--occ-root: {occ_root} does not exist; pass the folder that holds the Occ3D gts/ folder")
-    if occ_gts_dir(dataroot, occ_root) is None:
-        base = occ_root if occ_root is not None else dataroot
-        raise BadInput(
-            f"--occ-root: no Occ3D gts/ folder under {base}; download Occ3D-nuScenes and pass the folder "
-            "holding gts/ with --occ-root"
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# Opening the tables through nuscenes-devkit
-# --------------------------------------------------------------------------------------------
-
-
-def _find_bad_json(table_root: Path) -> tuple[Path, Exception] | None:
-    for t in NUSCENES_TABLES:
-        path = table_root / f"{t}.json"
-        try:
-            with open(path, encoding="utf-8") as f:
-                json.load(f)
-        except (ValueError, OSError) as exc:
-            return path, exc
-    return None
-
-
-def _open_nuscenes(dataroot: Path, version: str):
-    """`nuscenes.NuScenes(...)` with its failures turned into one-line BadInput errors."""
-    from nuscenes import NuScenes
-
-    table_root = dataroot / version
-    what_to_do = f"re-extract the {version} metadata (tables and maps/) into {dataroot}"
-    try:
-        return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
-    except FileNotFoundError as exc:
-        name = exc.filename or _one_line(exc)
-        raise BadInput(f"{name}: file missing while nuscenes-devkit loads {version}; {what_to_do}") from None
-    except AssertionError as exc:
-        msg = _one_line(exc) or "assertion failed"
-        m = re.match(r"map mask (.+) does not exist", msg)
-        if m:
-            raise BadInput(
-                f"{m.group(1)}: map mask named by {table_root / 'map.json'} does not exist; copy the nuScenes "
-                f"maps/ folder into {dataroot}"
-            ) from None
-        raise BadInput(f"{table_root}: nuscenes-devkit rejected the tables ({msg}); {what_to_do}") from None
-    except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError
-        bad = _find_bad_json(table_root)
-        if bad is not None:
-            path, err = bad
-            raise BadInput(
-                f"{path}: not valid JSON ({_one_line(err)}); the table is truncated or corrupt, {what_to_do}"
-            ) from None
-        raise BadInput(f"{table_root}: nuscenes-devkit failed ({type(exc).__name__}: {_one_line(exc)}); {what_to_do}") from None
-    except (KeyError, IndexError, TypeError, AttributeError) as exc:
-        raise BadInput(
-            f"{table_root}: inconsistent nuScenes tables ({type(exc).__name__}: {_one_line(exc)}; a token or "
-            f"field the tables refer to is missing, or a table is empty); {what_to_do}"
-        ) from None
-    except Exception as exc:  # the devkit raises a bare Exception for a map table without log_tokens
-        if type(exc) is not Exception:
-            raise
-        raise BadInput(f"{table_root}: nuscenes-devkit cannot load the tables ({_one_line(exc)}); {what_to_do}") from None
-
-
-def _split_table(version: str) -> dict[str, str]:
-    """scene name -> 'train' / 'val' / 'test' from the official splits for this version."""
-    from nuscenes.utils.splits import create_splits_scenes
-
-    official = create_splits_scenes()
-    v = version.lower()
-    if "mini" in v:
-        pairs = (("train", "mini_train"), ("val", "mini_val"))
-    elif "test" in v:
-        pairs = (("test", "test"),)
-    elif "trainval" in v:
-        pairs = (("train", "train"), ("val", "val"))
-    else:
-        pairs = (("train", "train"), ("val", "val"), ("test", "test"))
-    return {scene: ours for ours, theirs in pairs for scene in official[theirs]}
-
-
-# --------------------------------------------------------------------------------------------
-# Instance grids
-# --------------------------------------------------------------------------------------------
-
-
-def assign_instances(
-    semantics: np.ndarray,
-    centres: np.ndarray,
-    rotations: np.ndarray,
-    sizes: np.ndarray,
-    ids: np.ndarray,
-    margin: float = BOX_MARGIN,
-) -> np.ndarray:
-    """One frame's instance grid from boxes in that frame's ego frame.
-
-    semantics: [200, 200, 16] Occ3D labels; centres [B, 3]; rotations [B, 3, 3] box->ego;
-    sizes [B, 3] (length, width, height) in metres; ids [B] instance ids (>= 1).
-    A voxel gets id b when its label is an object class (0..10) and its centre lies inside box b
-    grown by `margin` on each side; among several such boxes the one with the nearest centre wins
-    (ties: the box listed first). Returns [200, 200, 16] uint16, 0 = none.
-    Works box by box on the block of voxels under the box's axis-aligned bounds (no per-voxel
-    Python loop).
-    """
-    out = np.zeros(GRID_SHAPE, np.uint16)
-    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 3)
-    if len(centres) == 0:
-        return out
-    rotations = np.asarray(rotations, dtype=np.float64).reshape(-1, 3, 3)
-    half = np.asarray(sizes, dtype=np.float64).reshape(-1, 3) / 2.0 + margin
-    ids = np.asarray(ids).reshape(-1)
-    is_object = np.asarray(semantics) <= _MAX_OBJECT_CLASS
-    best = np.full(GRID_SHAPE, np.inf)
-    axes = [axis_centres(d) for d in range(3)]
-    n = np.array(GRID_SHAPE)
-    # Axis-aligned half extents of each rotated grown box.
-    extents = np.einsum("bij,bj->bi", np.abs(rotations), half)
-    lo_idx = np.ceil((centres - extents - RANGE_MIN) / VOXEL_SIZE - 0.5 - 1e-9).astype(np.int64)
-    hi_idx = np.floor((centres + extents - RANGE_MIN) / VOXEL_SIZE - 0.5 + 1e-9).astype(np.int64)
-    lo_idx = np.maximum(lo_idx, 0)
-    hi_idx = np.minimum(hi_idx, n - 1)
-    for b in range(len(centres)):
-        lo, hi = lo_idx[b], hi_idx[b]
-        if np.any(hi < lo):
-            continue  # the box lies outside the grid
-        sl = tuple(slice(int(lo[d]), int(hi[d]) + 1) for d in range(3))
-        obj = is_object[sl]
-        if not obj.any():
-            continue
-        dx = (axes[0][sl[0]] - centres[b, 0])[:, None, None]
-        dy = (axes[1][sl[1]] - centres[b, 1])[None, :, None]
-        dz = (axes[2][sl[2]] - centres[b, 2])[None, None, :]
-        r = rotations[b]
-        inside = obj
-        for j in range(3):  # box-frame coordinate j = (R^T d)_j
-            local = r[0, j] * dx + r[1, j] * dy + r[2, j] * dz
-            inside = inside & (np.abs(local) <= half[b, j])
-        dist = dx * dx + dy * dy + dz * dz
-        block_best = best[sl]
-        take = inside & (dist < block_best)
-        if take.any():
-            block_best[take] = np.broadcast_to(dist, take.shape)[take]
-            out[sl][take] = ids[b]
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,10 +76,10 @@ class NuScenesSource:
         self.version = version
         check_nuscenes_input(self.dataroot, version, occ_root)
         self.gts_root: Path = occ_gts_dir(self.dataroot, occ_root)  # type: ignore[assignment]
-        self.nusc = _open_nuscenes(self.dataroot, version)
+        self.nusc = open_nuscenes(self.dataroot, version)
         self._scenes = {s["name"]: s for s in self.nusc.scene}
         self.scene_names: list[str] = [s["name"] for s in self.nusc.scene]
-        self._splits = _split_table(version)
+        self._splits = split_table(version)
 
     def __getstate__(self) -> dict:
         # Worker processes reload the tables instead of receiving a pickled NuScenes object.
@@ -338,18 +89,16 @@ class NuScenesSource:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.nusc = _open_nuscenes(self.dataroot, self.version)
+        self.nusc = open_nuscenes(self.dataroot, self.version)
         self._scenes = {s["name"]: s for s in self.nusc.scene}
 
     def id_fields(self) -> dict:
         """What identifies the input without reading it: paths, and size + mtime of every table."""
-        tables = sorted(self.table_root.glob("*.json"))
-        stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in tables]
         return {
             "dataroot": str(self.dataroot.resolve()),
             "version": self.version,
             "gts": str(self.gts_root.resolve()),
-            "tables": hashlib.sha256(repr(stamp).encode()).hexdigest()[:16],
+            "tables": folder_fingerprint(self.table_root, sorted(self.table_root.glob("*.json"))),
         }
 
     # -- lookups ------------------------------------------------------------------------------

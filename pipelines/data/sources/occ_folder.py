@@ -29,6 +29,7 @@ from ..scene import SceneData, SceneMeta
 from ...errors import BadInput
 from ...geometry import pose_matrix
 from ...limits import MAX_SCENE_FRAMES, read_text_file
+from ...store.fingerprint import folder_fingerprint
 from ...store.names import check_component
 
 POSE_COLUMNS = ("frame", "timestamp_us", "x", "y", "z", "qw", "qx", "qy", "qz")
@@ -137,17 +138,13 @@ class OccFolderSource:
 
     def fingerprint(self) -> dict:
         """What identifies the input: path plus size and mtime of every file (cheap, no reads)."""
-        files = sorted(p for p in self.root.rglob("*") if p.is_file())
-        h = [(str(p.relative_to(self.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        import hashlib
-
-        return {"root": str(self.root.resolve()), "files": hashlib.sha256(repr(h).encode()).hexdigest()[:16]}
+        return {"root": str(self.root.resolve()), "files": folder_fingerprint(self.root)}
 
     def id_fields(self) -> dict:
         return self.fingerprint()
 
     def load(self, name: str) -> SceneData:
-        from ...sensors.raycast import visibility_masks
+        from ..raycast import visibility_masks
 
         scene_dir = self.root / name
         frames, ts, poses = _read_poses(scene_dir / "poses.csv")

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 from ...errors import BadInput
 from ...limits import MAX_SYNTHETIC_FRAMES
+from ..scene import KEYFRAME_DT, KEYFRAME_HZ
 
 # Plausible ranges (the shares default to 0..1): beyond them a scene would not fit in memory or
 # would not be a city any more.
@@ -72,11 +73,9 @@ class SyntheticConfig:
 
     @property
     def steps_per_keyframe(self) -> int:
-        return self.sim_hz // 2
+        return int(self.sim_hz // KEYFRAME_HZ)
 
 
-KEYFRAME_DT = 0.5  # s between keyframes (2 Hz)
-KEYFRAME_US = 500_000
 EPOCH_US = 1_700_000_000_000_000  # timestamps of scene `index` start at EPOCH_US + index * SCENE_GAP_US
 SCENE_GAP_US = 1_000_000_000
 

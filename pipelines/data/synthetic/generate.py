@@ -20,13 +20,11 @@ import numpy as np
 
 from ..occ3d import CLASS_NAMES, GRID_SHAPE
 from ..rig import Rig, default_rig
-from ..scene import Instance, SceneData, SceneMeta
+from ..scene import KEYFRAME_DT, KEYFRAME_US, Instance, SceneData, SceneMeta
 from .config import (
     BOX_BOTTOM_Z,
     EGO_REAR_AXLE_TO_CENTRE,
     EPOCH_US,
-    KEYFRAME_DT,
-    KEYFRAME_US,
     SCENE_GAP_US,
     SyntheticConfig,
 )
@@ -40,7 +38,7 @@ from .voxelise import boxes_in_ego, gather_frame, paint_boxes, static_raster
 from .world import District, build_world
 from ...errors import BadInput
 from ...geometry import planar_pose
-from ...sensors.raycast import visibility_masks
+from ..raycast import visibility_masks
 
 GRID_REACH = 40.0 * math.sqrt(2.0) + 1.0  # m from the ego origin to the farthest grid corner
 

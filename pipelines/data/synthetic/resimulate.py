@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..rig import Rig, default_rig
-from ..scene import Instance
+from ..scene import KEYFRAME_DT, Instance
 from .config import SyntheticConfig
 from .generate import GRID_REACH, Simulated, instance_table, near_boxes, voxelise_frames, world_bounds
 from .routes import scene_roads, simulated, synthetic_origin
@@ -65,7 +65,7 @@ def resimulate(seed: int, index: int, config: SyntheticConfig, ego_map: np.ndarr
     beyond = max(int(frames.max()) - (config.frames - 1), 0) if len(frames) else 0
     if beyond > MAX_BEYOND:
         raise BadInput(f"counterfactual frames up to {frames.max()}: the simulator runs at most {MAX_BEYOND} keyframes "
-                       f"({MAX_BEYOND * 0.5:g} s) past the scene's {config.frames} frames")
+                       f"({MAX_BEYOND * KEYFRAME_DT:g} s) past the scene's {config.frames} frames")
     if sim is None or sim.result.x.shape[0] <= (frames.max() if len(frames) else 0):
         sim = simulated(seed, index, config, beyond)
     rig = rig or default_rig()

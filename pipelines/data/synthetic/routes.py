@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import EGO_REAR_AXLE_TO_CENTRE, KEYFRAME_DT, LANE_WIDTH, SyntheticConfig
+from ..scene import KEYFRAME_DT
+from .config import EGO_REAR_AXLE_TO_CENTRE, LANE_WIDTH, SyntheticConfig
 from .frame import MapFrame, network_extent, scene_streams
 from .paths import Path, PathBuilder, traverse
 from .roads import DIRS, RoadNetwork, build_network, heading_yaw, right_normal

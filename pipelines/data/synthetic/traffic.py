@@ -14,6 +14,7 @@ import numba
 import numpy as np
 
 from ..occ3d import CLASS_INDEX
+from ..scene import KEYFRAME_HZ
 from . import sim
 from .config import SyntheticConfig
 from .paths import DS, Path, pedestrian_route, vehicle_route
@@ -364,7 +365,7 @@ def run_simulation(agents: list[Agent], sig: Signals, frames: int, sim_hz: int, 
     if state is not None:
         s_init, v_init = (np.array(a, np.float64) for a in state)
     stat = np.array([a.pose for a in agents], np.float64)
-    rec = sim_hz // 2
+    rec = int(sim_hz // KEYFRAME_HZ)  # simulation steps per keyframe
     steps = (frames - 1) * rec
     out = [np.zeros((frames, n)) for _ in range(5)]
     trace = np.zeros(steps + 1)

@@ -5,6 +5,9 @@ first occupied one. The hit distance is where the ray enters that voxel, so a ra
 ground layer returns the analytic distance to the layer's top face. Rays that leave the grid
 return nothing (index -1, distance inf). Compiled with numba (no build step) and run in parallel
 over rays.
+
+It lives in `data/` because a dataset's `mask_lidar` / `mask_camera` (the data contract) are cast
+with it when a source is prepared; `sensors/` renders LiDAR sweeps with the same traversal.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import math
 import numba
 import numpy as np
 
-from ..data.occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
+from .occ3d import GRID_SHAPE, RANGE_MIN, VOXEL_SIZE
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

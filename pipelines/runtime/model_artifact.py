@@ -3,7 +3,7 @@
 
 models/<name>/
     manifest.json          id = (stage, schema, model config, train settings, input ids)
-    config.json            the world-model config (rebuilds the model)
+    config.json            the model config (rebuilds the model)
     <part>.safetensors     weights per part (vae, forecaster); the EMA weights when training keeps one
     metrics.json           validation metrics
 runs/<name>/last/          the resumable run state (checkpoint), kept after publishing
@@ -34,7 +34,6 @@ import torch
 from ..console import ui
 from ..errors import BadInput
 from .checkpoint import save_weights
-from .configs import WorldModelConfig
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .trainer import Stage, TrainSettings, train
 from ..limits import check_int, check_real
@@ -97,7 +96,7 @@ class TrainRequest:
 class TrainingJob:
     command: str  # the stage name in the manifest, e.g. "train-vae"
     stage: str  # vae | predict | e2e
-    cfg: WorldModelConfig | ModelConfig
+    cfg: ModelConfig  # the world model's WorldModelConfig, the video VideoConfig
     settings: TrainSettings
     inputs: dict  # ids of the inputs (dataset, initial model)
     request: dict  # the resolved request, recorded in the manifest

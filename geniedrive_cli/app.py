@@ -23,24 +23,28 @@ except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from . import edit, evaluate, finetune_video, forecast, generate, import_weights, list_cmd, model_info, options, prepare_occ, render, train_forecaster, train_vae
+from .help_defaults import show_request_defaults
 from ..pipelines import __version__
 from ..pipelines.console import ui
 from ..pipelines.errors import GdriveError
 
-COMMANDS: dict[str, Callable[..., None]] = {
-    "prepare-occ": prepare_occ.command,
-    "model-info": model_info.command,
-    "import-weights": import_weights.command,
-    "train-vae": train_vae.command,
-    "train-forecaster": train_forecaster.command,
-    "forecast": forecast.command,
-    "edit": edit.command,
-    "render": render.command,
-    "generate": generate.command,
-    "finetune-video": finetune_video.command,
-    "evaluate": evaluate.command,
-    "list": list_cmd.command,
+_MODULES = {
+    "prepare-occ": prepare_occ,
+    "model-info": model_info,
+    "import-weights": import_weights,
+    "train-vae": train_vae,
+    "train-forecaster": train_forecaster,
+    "forecast": forecast,
+    "edit": edit,
+    "render": render,
+    "generate": generate,
+    "finetune-video": finetune_video,
+    "evaluate": evaluate,
+    "list": list_cmd,
 }
+COMMANDS: dict[str, Callable[..., None]] = {name: module.command for name, module in _MODULES.items()}
+# the request dataclasses that hold each command's option defaults (see help_defaults)
+REQUESTS: dict[str, tuple[type, ...]] = {name: getattr(module, "REQUESTS", ()) for name, module in _MODULES.items()}
 
 _GLOBAL_HELP = "Global options (before or after the command): " + "; ".join(
     f"{k}{' VALUE' if v[0] else ''}: {v[1]}" for k, v in options.GLOBAL_FLAGS.items()
@@ -68,6 +72,14 @@ def build_app() -> typer.Typer:
     for name, fn in COMMANDS.items():
         app.command(name, epilog=_GLOBAL_HELP)(fn)
     return app
+
+
+def build_command():
+    """The click command of `build_app()`, each option's help showing its request default."""
+    group = typer.main.get_command(build_app())
+    for name, requests in REQUESTS.items():
+        show_request_defaults(group.commands[name], requests)
+    return group
 
 
 def _one_line(text: str) -> str:
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     options.state.__dict__.update(vars(opts))  # in place: command modules hold this object
     ui.configure(quiet=opts.quiet)
     command = next((a for a in rest if a in COMMANDS), None)
-    cmd = typer.main.get_command(build_app())
+    cmd = build_command()
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:

@@ -24,13 +24,6 @@ def option_types(request_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(request_cls)}
 
 
-def request_defaults(request_cls: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Field name -> default of a request dataclass, the one place a command's defaults are declared
-    (its Typer options default to None, "not given", and `merge` falls back to these)."""
-    return {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            for f in dataclasses.fields(request_cls) if f.name not in skip}
-
-
 def load_recipe(path: str | None, allowed: dict[str, Any]) -> dict[str, Any]:
     """Read a YAML mapping whose keys are a command's option names (dashes or underscores) and
     whose values have the options' types (`allowed`: name -> type, see `option_types`)."""
@@ -90,6 +83,16 @@ def type_name(tp: Any) -> str:
     return names.get(origin or tp, getattr(tp, "__name__", str(tp)))
 
 
-def merge(flags: dict[str, Any], recipe: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """Flag (when given, i.e. not None) > recipe > default."""
-    return {k: flags[k] if flags.get(k) is not None else recipe.get(k, defaults[k]) for k in defaults}
+def resolve_request(request_cls: type, flags: dict[str, Any], recipe: str | None = None, **fixed: Any) -> Any:
+    """A command's request: each field from its flag when given (not None), else from the recipe
+    (`--config FILE`), else the dataclass default, the one place a command's defaults are declared
+    (its options default to None, "not given"; the help shows the dataclass defaults).
+
+    `flags` are the command's parameters by name (`locals()` at its start); names that are no
+    field (the recipe path, `--list`) are left out. `fixed` fields come from the global options
+    (seed, device): they are no recipe keys and override everything."""
+    fields = [f.name for f in dataclasses.fields(request_cls) if f.name not in fixed]
+    types = option_types(request_cls)
+    values = load_recipe(recipe, {k: types[k] for k in fields})
+    values.update({k: flags[k] for k in fields if flags.get(k) is not None})
+    return request_cls(**values, **fixed)

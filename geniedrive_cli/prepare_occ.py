@@ -6,23 +6,27 @@ from typing import Annotated, Optional
 
 import typer
 
-from .config_file import load_recipe, merge, option_types, request_defaults
+from .config_file import resolve_request
 from .options import emit, state
 from ..pipelines.console import ui
+from ..pipelines.data.prepare_request import PrepareRequest
 from ..pipelines.store import Workspace
 
+REQUESTS = (PrepareRequest,)  # the options' defaults (shown by --help)
+
+
 def command(
-    source: Annotated[Optional[str], typer.Option(help="synthetic (default, embedded) | nuscenes | occ-folder.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="synthetic (embedded) | nuscenes | occ-folder.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Dataset name in the workspace (default: <source>-<hash>).")] = None,
-    scenes: Annotated[Optional[int], typer.Option(help="synthetic: number of scenes (default 4); others: the first N.")] = None,
-    frames: Annotated[Optional[int], typer.Option(help="synthetic: keyframes per scene at 2 Hz (default 40).")] = None,
-    dataroot: Annotated[Optional[str], typer.Option(help="nuscenes / occ-folder: the source folder.")] = None,
-    version: Annotated[Optional[str], typer.Option(help="nuscenes: table version folder (default v1.0-trainval).")] = None,
+    scenes: Annotated[Optional[int], typer.Option(help="synthetic: number of scenes (default 4); others: the first N (default: all).")] = None,
+    frames: Annotated[Optional[int], typer.Option(help="synthetic: keyframes per scene at 2 Hz.")] = None,
+    dataroot: Annotated[Optional[str], typer.Option(help="nuscenes / occ-folder: the source folder (required there).")] = None,
+    version: Annotated[Optional[str], typer.Option(help="nuscenes: table version folder.")] = None,
     occ_root: Annotated[Optional[str], typer.Option(help="nuscenes: folder holding Occ3D gts/ (default: --dataroot).")] = None,
     previews: Annotated[Optional[bool], typer.Option("--previews/--no-previews", help="Write top-down PNG/MP4 previews.")] = None,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: one per core).")] = None,
-    config: Annotated[Optional[str], typer.Option(help="YAML recipe; flags override it.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Recompute even if the same dataset exists.")] = False,
+    config: Annotated[Optional[str], typer.Option(help="YAML recipe of these options (default: none); flags override it.")] = None,
+    force: Annotated[Optional[bool], typer.Option("--force", help="Recompute even if the same dataset exists.")] = None,
 ) -> None:
     """Prepare 4D semantic occupancy (Occ3D layout) from a synthetic world, nuScenes or an export.
 
@@ -31,12 +35,9 @@ def command(
     flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
     from ..pipelines.data.occ3d import CLASS_NAMES
-    from ..pipelines.data.prepare import PrepareRequest, prepare_occ
+    from ..pipelines.data.prepare import prepare_occ
 
-    flags.update(force=force or None, seed=state.seed)
-    defaults, types = request_defaults(PrepareRequest), option_types(PrepareRequest)
-    cfg = merge(flags, load_recipe(config, {k: types[k] for k in defaults}), defaults)
-    req = PrepareRequest(**cfg)
+    req = resolve_request(PrepareRequest, {**flags, "seed": state.seed}, config)  # a recipe may give the seed
     ws = Workspace.at(state.workspace)
     result, summary = prepare_occ(ws, req)
     art = result.artifact

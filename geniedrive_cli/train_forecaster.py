@@ -6,7 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..pipelines.occworld.requests import TrainForecasterRequest
 from .training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
+
+REQUESTS = (TrainForecasterRequest,)  # the options' defaults (shown by --help)
 
 
 def command(
@@ -26,9 +29,9 @@ def command(
     val_windows: Annotated[Optional[int], typer.Option(help="Validation windows per pass.")] = None,
     ckpt_every: CkptEvery = None,
     ema: Ema = None,
-    resume: Resume = False,
+    resume: Resume = None,
     config: Recipe = None,
-    force: Force = False,
+    force: Force = None,
 ) -> None:
     """Train the forecaster with scheduled sampling. Many GPUs: torchrun --nproc_per_node N -m geniedrive.cli.app train-forecaster ...
 
@@ -36,6 +39,6 @@ def command(
     """
     flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
-    from ..pipelines.occworld.train_forecaster import TrainForecasterRequest, run_train_forecaster
+    from ..pipelines.occworld.train_forecaster import run_train_forecaster
 
     run_training_command("train-forecaster", TrainForecasterRequest, run_train_forecaster, flags, config)

@@ -6,7 +6,10 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..pipelines.occworld.requests import TrainVAERequest
 from .training import CkptEvery, Dataset, Ema, Force, Name, Recipe, Resume, Steps, ValEvery, run_training_command
+
+REQUESTS = (TrainVAERequest,)  # the options' defaults (shown by --help)
 
 
 def command(
@@ -19,9 +22,9 @@ def command(
     val_every: ValEvery = None,
     ckpt_every: CkptEvery = None,
     ema: Ema = None,
-    resume: Resume = False,
+    resume: Resume = None,
     config: Recipe = None,
-    force: Force = False,
+    force: Force = None,
 ) -> None:
     """Train the tri-plane VAE (CE + Lovász + KL). Many GPUs: torchrun --nproc_per_node N -m geniedrive.cli.app train-vae ...
 
@@ -29,6 +32,6 @@ def command(
     """
     flags = {k: v for k, v in locals().items() if k != "config"}  # every option by name; None = not given
     # the pipeline is imported when the command runs: `gdrive --help` and `--version` stay fast
-    from ..pipelines.occworld.train_vae import TrainVAERequest, run_train_vae
+    from ..pipelines.occworld.train_vae import run_train_vae
 
     run_training_command("train-vae", TrainVAERequest, run_train_vae, flags, config)

@@ -99,8 +99,7 @@ def test_readme_opens_with_the_two_setup_commands_and_ci_runs_the_second():
 HEAVY = ("torch", "numpy", "diffusers", "transformers", "open3d", "nuscenes", "scipy", "numba", "imageio")
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["forecast", "--help"], ["generate", "--help"],
-                                  ["evaluate", "--help"], ["finetune-video", "--help"], ["list", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["--version"]] + [[name, "--help"] for name in COMMANDS])
 def test_help_and_version_import_no_heavy_library(args):
     """`gdrive --help`, `--version` and every command's help stay fast: the pipelines (torch,
     diffusers, open3d, nuscenes-devkit, ...) are imported when a command runs, not before."""
@@ -121,3 +120,77 @@ def test_every_help_that_takes_an_angle_gives_its_unit(capsys):
             seen += 1
             assert "degrees" in text, name
     assert seen >= 2  # forecast (waypoint files) and edit (--by, --at)
+
+
+# Options that configure the command line itself, not the request (the recipe file, --list, the report file).
+CLI_ONLY = {"config", "list_", "out", "target"}
+
+
+def _options(command_name: str):
+    from typer.core import TyperOption
+
+    from geniedrive.cli.app import build_command
+
+    sub = build_command().commands[command_name]
+    return sub, [p for p in sub.params if isinstance(p, TyperOption)]
+
+
+def _help_of(sub, param) -> str:
+    """The option's line in --help, as click formats it (with Typer's own `[default: ...]`)."""
+    ctx = sub.make_context(sub.name, [], resilient_parsing=True)
+    record = param.get_help_record(ctx)
+    return " ".join(record[1].split()) if record else ""
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_every_option_shows_its_default_or_says_what_leaving_it_out_does(capsys, name):
+    """Each option's help shows `[default: X]`, or says in words what its absence means (a
+    derived name, "the video model's", "all"), or that it is required; plain switches are off."""
+    text = " ".join(run_cli(capsys, name, "--help").out.split())
+    sub, params = _options(name)
+    for p in params:
+        if (p.is_flag and not p.secondary_opts) or p.multiple or p.required:
+            continue
+        help_text = _help_of(sub, p)
+        assert help_text and help_text[:40] in text, (name, p.name)  # what --help prints
+        assert re.search(r"default|required", help_text, re.I), f"gdrive {name} {p.opts[0]}: no default in its help"
+
+
+@pytest.mark.parametrize("name", [n for n in COMMANDS if n not in ("list", "model-info")])
+def test_each_option_is_declared_once_its_default_in_the_request(name):
+    """The Typer signature names the option and its help, the request dataclass holds its default:
+    no option carries a default of its own that could drift from the request's."""
+    import dataclasses
+
+    from geniedrive.cli.app import REQUESTS
+
+    fields = {f.name for cls in REQUESTS[name] for f in dataclasses.fields(cls)}
+    assert fields, f"{name}: no request dataclass registered"
+    _, params = _options(name)
+    for p in params:
+        if p.name == "help":
+            continue
+        assert p.default is None or p.required, f"gdrive {name} {p.opts[0]}: default {p.default!r} declared in the CLI"
+        assert p.name in fields or p.name in CLI_ONLY, f"gdrive {name} {p.opts[0]}: no field of {REQUESTS[name]}"
+
+
+def test_shown_defaults_are_the_requests_defaults(capsys):
+    """The same option shows each command's own default (from its request dataclass)."""
+    from geniedrive.pipelines.occworld.requests import TrainForecasterRequest, TrainVAERequest
+    from geniedrive.pipelines.video.requests import FinetuneVideoRequest
+
+    def shown(name: str, flag: str) -> str:
+        text = " ".join(run_cli(capsys, name, "--help").out.split("Options:", 1)[1].split())
+        m = re.search(re.escape(flag) + r" [^\[]*?\[default: ([^\]]+)\]", text)
+        assert m, (name, flag)
+        return m.group(1)
+
+    assert shown("train-vae", "--model-config") == TrainVAERequest.model_config == "paper"
+    assert shown("train-vae", "--ckpt-every") == str(TrainVAERequest.ckpt_every) == "100"
+    assert shown("finetune-video", "--ckpt-every") == str(FinetuneVideoRequest.ckpt_every) == "250"
+    assert shown("train-forecaster", "--lr") == f"{TrainForecasterRequest.lr:g}"
+    assert shown("train-vae", "--ema / --no-ema") == "--ema"
+    assert shown("finetune-video", "--ema / --no-ema") == "--no-ema"
+    assert shown("forecast", "--traj") == "straight"
+    assert shown("generate", "--frames") == "241"
+    assert shown("evaluate", "--metrics") == "fid,fvd"

@@ -80,9 +80,9 @@ def test_every_readme_command_names_a_command_and_flags_that_exist():
     """Each `gdrive` line of the README parses against the real command line: the command, every
     flag and every flag value's type (nothing runs)."""
     from geniedrive.cli import options
-    from geniedrive.cli.app import build_app
+    from geniedrive.cli.app import build_command
 
-    group = typer.main.get_command(build_app())
+    group = build_command()
     commands = _readme_commands()
     assert len(commands) >= 20
     for args in commands:

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from ..console import ui
 from .controls import COMMANDS, commands
 from .occ3d import CLASS_NAMES, NUM_CLASSES, instances_npz_bytes, labels_npz_bytes
 from .preview import write_scene_previews
+from .prepare_request import PrepareRequest
 from .scene import SceneData
 from ..errors import BadInput
 from ..limits import MAX_SEED, MAX_SYNTHETIC_FRAMES, MEMORY_SHARE, available_memory, check_int, check_memory
@@ -32,22 +32,6 @@ from ..workers import die_with_parent, worker_pool
 DATASET_SCHEMA = 1
 MAX_SCENES = 100_000
 SOURCES = ("synthetic", "nuscenes", "occ-folder")
-
-
-@dataclasses.dataclass
-class PrepareRequest:
-    source: str = "synthetic"
-    name: str | None = None
-    seed: int = 0
-    scenes: int | None = None  # synthetic: how many; other sources: the first N (None = all)
-    frames: int = 40  # synthetic only
-    dataroot: str | None = None
-    version: str = "v1.0-trainval"
-    occ_root: str | None = None
-    previews: bool = True
-    workers: int | None = None
-    force: bool = False
-    synthetic: dict[str, Any] = dataclasses.field(default_factory=dict)  # extra SyntheticConfig fields
 
 
 def _open_source(req: PrepareRequest):

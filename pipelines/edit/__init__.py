@@ -10,7 +10,19 @@ on it), `physics` (overlap and support checks), `apply` (edits on a scene in mem
 (the new dataset artifact and `--list`).
 """
 
-from .spec import EditRequest
-from .stage import list_instances, run_edit
+from __future__ import annotations
 
 __all__ = ["EditRequest", "list_instances", "run_edit"]
+
+
+def __getattr__(name: str):
+    # loaded on first use, so `gdrive edit --help` reads `spec.EditRequest` without numpy
+    if name == "EditRequest":
+        from .spec import EditRequest
+
+        return EditRequest
+    if name in ("list_instances", "run_edit"):
+        from . import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module 'geniedrive.pipelines.edit' has no attribute {name!r}")

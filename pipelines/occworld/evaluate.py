@@ -17,7 +17,7 @@ import torch
 from ..data.windows import ForecastWindows
 from ..metrics.ego_motion import motion_error, register_static, warp_occupancy
 from ..metrics.occupancy import confusion_matrix, summarise
-from .forecast_stage import FUTURE, PAST
+from .requests import FUTURE, PAST
 from .observation_fusion import accumulated_poses
 from .official_protocol import official_rollout, window_inputs
 from .world_model import WorldModel, forecast_latents, window_steps

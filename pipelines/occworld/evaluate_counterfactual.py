@@ -18,7 +18,7 @@ from ..errors import BadInput
 from ..metrics.ego_motion import warp_occupancy
 from ..metrics.occupancy import confusion_matrix, summarise
 from .forecast import forecast, observed_frames, plan_trajectory
-from .forecast_stage import PAST
+from .requests import PAST
 
 CF_HORIZONS = (("1s", 1), ("2s", 3), ("3s", 5), ("5s", 9), ("10s", 19))  # future keyframe index at 2 Hz
 CF_STEPS = 20  # keyframes forecast per route: 10 s

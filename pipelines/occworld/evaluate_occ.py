@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from .evaluate import HORIZONS, evaluate_windows
 from .evaluate_counterfactual import (CF_STEPS, START_EVERY, counterfactual_scenes, evaluate_counterfactual,
                                       planned_routes)
 from .forecast import DEMO_MODEL
-from .forecast_stage import FUTURE, PAST
+from .requests import FUTURE, PAST, EvaluateOccRequest
 from .params import parameter_report
 from .world_model import open_world_model
 from ..store import Workspace
@@ -34,18 +33,6 @@ PROTOCOL_ROLLOUT = {
     "geniedrive": "the official EE_World.forward_sample on the logged global poses; batch 1, scenes walked in order, "
                   "motion buffers carried across a scene's windows and reset at its first complete window",
 }
-
-
-@dataclass
-class EvaluateOccRequest:
-    dataset: str = "latest"
-    model: str | None = None
-    split: str | None = None
-    max_windows: int | None = None
-    adherence: bool = True
-    device: str = "auto"
-    counterfactual: bool = False  # score named routes against the re-simulated truth (synthetic scenes)
-    max_routes: int | None = None  # with counterfactual: this many routes at most
 
 
 def run_evaluate_occ(ws: Workspace, req: EvaluateOccRequest) -> dict:

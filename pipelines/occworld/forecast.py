@@ -34,7 +34,7 @@ from ..metrics.ego_motion import motion_error, register_static
 from ..metrics.safety import ego_safety, safety_line, summarise_safety
 from ..data.preview import preview_frame, write_mp4
 from ..runtime.distributed import resolve_device
-from .forecast_stage import PAST
+from .requests import DEFAULT_HORIZON, PAST, ForecastRequest
 from ..data.synthetic.routes import scene_route
 from .surface_routes import surface_route
 from .trajectories import (NAMED, SHAPES, commands_of, from_waypoints, named, poses_of, read_waypoints,
@@ -49,24 +49,6 @@ from ..store.names import check_name, default_name
 SCHEMA = 2  # 2: frames.json and the manifest carry the safety report
 # package data (geniedrive.assets): the checkout's assets/ folder, or the installed wheel's copy
 DEMO_MODEL = Path(str(importlib.resources.files("geniedrive.assets") / "demo" / "world-small"))
-DEFAULT_HORIZON = 6  # 3 s, the GenieDrive protocol
-
-
-@dataclass
-class ForecastRequest:
-    scene: str
-    traj: str = "straight"
-    dataset: str = "latest"
-    model: str | None = None  # None: the shipped demo weights
-    frame: int | None = None  # start keyframe; None: the first with 3 past frames
-    horizon: int | None = None  # future keyframes at 2 Hz
-    speed: float | None = None  # m/s for named trajectories; None: the logged speed at the start
-    name: str | None = None
-    previews: bool = True
-    adherence: bool = True
-    device: str = "auto"
-    force: bool = False
-    world: str = "model"  # model | simulator | auto (simulator for synthetic scenes, else model)
 
 
 WORLDS = ("model", "simulator", "auto")

@@ -22,15 +22,13 @@ from ..data.windows import ForecastWindows
 from ..errors import BadInput
 from .fuse_stage import fusion_stage
 from .losses import CLASS_WEIGHTS, step_weights, lovasz_softmax, rotation_loss, trajectory_loss
+from .requests import FUTURE, PAST
 from ..runtime.trainer import Stage
 from .world_model import (WorldModel, initial_history, rollout, step_targets, teacher_probability,
                           window_steps)
 
 TRAJ_WEIGHT = 0.01
 ROT_WEIGHT = 1.0
-PAST, FUTURE = 3, 6  # official windows: 3 past keyframes, 6 future (3 s)
-MAX_FUTURE = 40  # --future bound: 20 s at 2 Hz
-STAGES = ("predict", "e2e", "fuse")
 
 
 def horizon_at(step: int, total_steps: int, future: int) -> int:

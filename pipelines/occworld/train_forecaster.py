@@ -11,7 +11,6 @@ vae.safetensors and forecaster.safetensors (layout in runtime/model_artifact.py)
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from ..data.cache import open_cache
 from ..data.dataset import OccDataset
@@ -20,25 +19,12 @@ from ..errors import BadInput
 from ..limits import check_int
 from .configs import check_motion_prior
 from .evaluate import validation_metrics
-from .forecast_stage import FUTURE, MAX_FUTURE, PAST, STAGES, forecaster_stage
-from ..runtime.model_artifact import TrainingJob, TrainRequest, run_training
+from .forecast_stage import forecaster_stage
+from .requests import FUTURE, MAX_FUTURE, PAST, STAGES, TrainForecasterRequest
+from ..runtime.model_artifact import TrainingJob, run_training
 from .world_model import WorldModel, open_world_model
 from ..store import Workspace
 from ..store.artifacts import read_manifest
-
-
-@dataclass
-class TrainForecasterRequest(TrainRequest):
-    stage: str = "predict"
-    init: str = "latest"
-    batch_size: int = 1
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    grad_clip: float = 5.0
-    warmup: int = 50
-    val_windows: int = 4
-    motion_prior: str | None = None  # predict stage: override the init config's forecaster prior
-    future: int = FUTURE  # keyframes forecast per training window (predict, e2e); above 6 a curriculum
 
 
 def run_train_forecaster(ws: Workspace, req: TrainForecasterRequest) -> dict:

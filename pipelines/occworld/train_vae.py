@@ -4,20 +4,15 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from ..console import ui
 from ..data.cache import open_cache
 from ..data.dataset import OccDataset
 from .configs import get_config
-from ..runtime.model_artifact import TrainingJob, TrainRequest, run_training
+from ..runtime.model_artifact import TrainingJob, run_training
+from .requests import TrainVAERequest
 from .vae_stage import vae_stage
 from ..store import Workspace
-
-
-@dataclass
-class TrainVAERequest(TrainRequest):
-    model_config: str = "paper"
 
 
 def run_train_vae(ws: Workspace, req: TrainVAERequest) -> dict:

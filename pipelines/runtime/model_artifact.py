@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import fcntl
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,15 +34,13 @@ from ..console import ui
 from ..errors import BadInput
 from .checkpoint import save_weights
 from .distributed import init_distributed, resolve_device, shutdown_distributed
-from .trainer import Stage, TrainSettings, train
-from ..limits import check_int, check_real
+from .train_request import TrainSettings
+from .trainer import Stage, train
 from ..store import Workspace, artifact_id, publish
 from ..store.artifacts import ArtifactWriter, recover_dir, reusable_artifact, say_reused
 from ..store.names import check_name, default_name
 
 MODEL_SCHEMA = 1
-MAX_STEPS = 100_000_000  # optimiser steps (and --val-every / --ckpt-every)
-MAX_BATCH = 4096  # items per step and process
 RUN_LOCK = ".lock"
 
 
@@ -53,43 +50,6 @@ class ModelConfig(Protocol):
     name: str
 
     def to_dict(self) -> dict: ...
-
-
-@dataclass
-class TrainRequest:
-    """The options every training command shares; stages subclass it (and may change defaults)."""
-
-    dataset: str = "latest"
-    name: str | None = None
-    steps: int = 1000
-    batch_size: int = 2
-    lr: float = 1e-4
-    val_every: int = 0
-    ckpt_every: int = 100
-    ema: bool = True
-    seed: int = 0
-    device: str = "auto"
-    resume: bool = False
-    force: bool = False
-
-    def settings(self, **extra) -> TrainSettings:
-        """Checked loop settings (and --name, before any work); `extra` carries stage-specific ones
-        (weight decay, clip, warm-up)."""
-        if self.name is not None:
-            check_name(self.name)
-        check_int(self.steps, "--steps", 1, MAX_STEPS)
-        check_int(self.batch_size, "--batch-size", 1, MAX_BATCH)
-        check_int(self.val_every, "--val-every", 0, MAX_STEPS)
-        check_int(self.ckpt_every, "--ckpt-every", 0, MAX_STEPS)
-        check_real(self.lr, "--lr", 0.0, math.inf, low_open=True)
-        if "weight_decay" in extra:
-            check_real(extra["weight_decay"], "--weight-decay", 0.0, 10.0)
-        if "grad_clip" in extra:
-            check_real(extra["grad_clip"], "--grad-clip", 0.0, 1e6)
-        if "warmup" in extra:
-            check_int(extra["warmup"], "--warmup", 0, MAX_STEPS)
-        return TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, ema=self.ema,
-                             val_every=self.val_every, ckpt_every=self.ckpt_every, seed=self.seed, **extra)
 
 
 @dataclass

@@ -26,20 +26,7 @@ from ..console import ui
 from ..errors import RunFailure
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import DistInfo, all_reduce_mean
-
-
-@dataclass
-class TrainSettings:
-    steps: int = 1000
-    batch_size: int = 2  # per process
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 0.0  # 0 = off
-    warmup: int = 0
-    ema: bool = True
-    val_every: int = 0  # 0 = only at the end
-    ckpt_every: int = 100
-    seed: int = 0
+from .train_request import TrainSettings
 
 
 def ema_decay(n: int) -> float:

@@ -46,29 +46,12 @@ from ..limits import MAX_FPS, MAX_IMAGE_SIDE, check_memory
 from ..runtime.distributed import resolve_device
 from .camera import CameraRender, colorize, labelled_grid, render_cameras, render_memory_bytes
 from .lidar import LidarSweep, lidar_sweep, range_image, topdown_image, write_pcd_bin, write_point_labels
+from .render_request import RenderRequest
 from ..store import Workspace, artifact_id, publish
 from ..store.artifacts import find_artifact
 from ..store.names import check_name, default_name
 
 SCHEMA = 2  # 2: labelled camera grids, lidar_topdown.mp4
-
-
-@dataclass
-class RenderRequest:
-    dataset: str | None = None
-    scene: str | None = None
-    occ: str | None = None  # an Occ3D-layout folder or a forecast name
-    rig: str | None = None  # a rig JSON file (default: the scene's rig, or the folder's rig.json, or nuScenes)
-    cameras: str | None = None  # comma-separated names; None: all
-    resolution: str = "256x512"  # HEIGHTxWIDTH
-    lidar: bool = True
-    fps: float = 12.0
-    repeat: int | None = None
-    frames: str | None = None  # keyframe slice a:b
-    name: str | None = None
-    previews: bool = True
-    device: str = "auto"
-    force: bool = False
 
 
 def parse_resolution(text: str) -> tuple[int, int]:

@@ -13,7 +13,6 @@ from ..console import ui
 from ..data.dataset import OccDataset
 from ..errors import BadInput
 from ..limits import MAX_VIDEO_FRAMES, check_int
-from ..runtime.model_artifact import TrainRequest
 from ..runtime.trainer import TrainSettings
 from ..sensors.render import parse_resolution
 from ..store import Workspace, find_artifact
@@ -22,28 +21,10 @@ from .configs import VideoConfig, get_config
 from .finetune_data import SceneClips, camera_tracks, clip_span, frame_times_us, nuscenes_root
 from .generation_inputs import PromptPlan, prompt_plan
 from .loading import VAE_DIR, VIDEO_CONFIG_FILE, check_base_config, has_part, require_image_encoder
+from .requests import DEFAULT_CONFIG, FinetuneVideoRequest
 from .rollout import check_frames, check_resolution
 
 KIND = "video-model"
-DEFAULT_CONFIG = "wan2.1-1.3b-t2v"  # the layout a T2V base (--base) widens into
-
-
-@dataclass
-class FinetuneVideoRequest(TrainRequest):
-    video_config: str | None = None  # default: the --init model's, else DEFAULT_CONFIG
-    base: str | None = None  # a Wan2.1 diffusers folder or hub id
-    init: str | None = None  # a video model (name, id, 'latest' or folder) to continue
-    split: str = "train"
-    clip_frames: int | None = None  # default: config.optim.train_frames (official 37)
-    clip_stride: int = 2
-    resolution: str | None = None  # default: the config's (256x512)
-    steps: int = 1000
-    batch_size: int = 1
-    lr: float | None = None  # default: config.optim.lr (official 2e-5)
-    warmup: int | None = None  # default: config.optim.warmup_steps (official 100)
-    grad_clip: float | None = None  # default: config.optim.grad_clip (official 0.05); 0 = off
-    ckpt_every: int = 250
-    ema: bool = False  # the official recipe keeps none
 
 
 @dataclass

@@ -49,14 +49,17 @@ from ..data.demo_world import open_dataset
 from ..data.sequence import OccupancySequence
 from ..data.preview import write_mp4
 from ..errors import BadInput, TrajectoryTooShort
-from ..limits import DEFAULT_VIDEO_FRAMES, MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
+from ..limits import MAX_HORIZON, MAX_VIDEO_FRAMES, check_memory
 from ..runtime.distributed import resolve_device
-from ..occworld.forecast import (ForecastRequest, Trajectory, check_speed, default_start, plan_trajectory,
+from ..occworld.forecast import (Trajectory, check_speed, default_start, plan_trajectory,
                                  report_safety, resolve_world, run_forecast, world_model_folder, world_model_id)
 from ..data.scene import KEYFRAME_DT
 from ..sensors.camera import colorize, labelled_grid, render_memory_bytes
+from .requests import GenerateRequest
 from .side_by_side import SideBySide
-from ..sensors.render import RenderRequest, parse_resolution, render as render_sequence, run_render
+from ..occworld.requests import ForecastRequest
+from ..sensors.render import parse_resolution, render as render_sequence, run_render
+from ..sensors.render_request import RenderRequest
 from ..store import Workspace, artifact_id, publish
 from ..store.artifacts import read_manifest, reusable_artifact, say_reused
 from ..store.fingerprint import folder_fingerprint
@@ -74,33 +77,11 @@ SCHEMA = 4  # 2: side_by_side.mp4, labelled grid.mp4, the safety report; 3: firs
 KIND = "generation"
 FPS = 12.0  # video rate (official: 12 fps); keyframes are 2 Hz, so 6 frames per keyframe interval
 FRAMES_PER_KEYFRAME = 6
-DEFAULT_FRAMES = DEFAULT_VIDEO_FRAMES  # 20 s: three 81-frame rollout rounds
 DEFAULT_RESOLUTION = (256, 512)  # official video resolution (height, width)
 TEMPORAL_MULTIPLE = 4  # Wan VAE: frame counts 4k + 1
 MAX_FRAMES = MAX_VIDEO_FRAMES  # 3601: 5 minutes
 MAX_SAMPLING_STEPS = 1000
 MAX_GUIDANCE = 100.0
-
-
-@dataclass
-class GenerateRequest:
-    dataset: str = "latest"
-    scene: str | None = None  # None: the dataset's first scene
-    traj: str = "straight"
-    speed: float | None = None  # m/s for named trajectories; None: the logged speed at the start
-    model: str | None = None  # world model; None: the shipped demo weights
-    frames: int = DEFAULT_FRAMES
-    video_model: str | None = None  # None: write the condition video
-    resolution: str | None = None  # HEIGHTxWIDTH; None: the video model's, else 256x512
-    steps: int | None = None  # None: the video model's (official 50)
-    guidance: float | None = None  # None: the video model's (official 6.0); needs prompt embeddings
-    chunk_frames: int | None = None  # None: the video model's (official 81)
-    prompt_embeds: str | None = None  # safetensors with `prompt` (and optionally `negative`) [L, D]
-    seed: int | None = None  # None: the video model's sampling seed (official 43)
-    name: str | None = None
-    device: str = "auto"
-    force: bool = False  # recompute every stage
-    world: str = "auto"  # the future occupancy: simulator (synthetic scenes) or model; auto picks
 
 
 @dataclass

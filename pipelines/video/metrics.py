@@ -29,7 +29,6 @@ videos), `metrics_networks` (the InceptionV3 and I3D networks and their weights)
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,28 +36,13 @@ import torch
 
 from ..console import ui
 from ..errors import BadInput
-from ..limits import FVD_CLIP_FRAMES, check_int
+from ..limits import check_int
 from . import i3d, inception
 from .metrics_frechet import FeatureStats, frechet_distance_of
 from .metrics_networks import FID_NET, FVD_NET, NETWORKS, load_network
 from .metrics_videos import batches, clips_of, find_videos, pair_videos, read_video
+from .requests import METRICS, VideoEvalRequest
 
-METRICS = ("fid", "fvd")
-
-
-@dataclass
-class VideoEvalRequest:
-    real: Path
-    generated: Path
-    fid_weights: Path | None
-    fvd_weights: Path | None
-    metrics: tuple[str, ...] = METRICS
-    clip_frames: int = FVD_CLIP_FRAMES
-    all_clips: bool = False
-    frame_stride: int = 1
-    unpaired: bool = False
-    batch_size: int = 8
-    device: str = "auto"
 
 
 def check_request(req: VideoEvalRequest) -> None:

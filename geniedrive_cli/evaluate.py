@@ -57,9 +57,10 @@ def command(
     if target not in TARGETS:
         raise BadInput(f"evaluate '{target}': unknown target; choose one of {', '.join(TARGETS)}")
     own, other = (EvaluateOccRequest, VideoEvalRequest) if target == "occ" else (VideoEvalRequest, EvaluateOccRequest)
+    own_fields = {f.name for f in dataclasses.fields(own)}
     for field in dataclasses.fields(other):
         value = flags.get(field.name)
-        if value is not None and field.name not in {f.name for f in dataclasses.fields(own)}:
+        if value is not None and field.name not in own_fields:
             flag = f"--{'no-' if value is False else ''}{field.name.replace('_', '-')}"
             raise BadInput(f"{flag}: not an option of 'evaluate {target}'; see gdrive evaluate --help")
     if out is not None and not Path(out).parent.is_dir():

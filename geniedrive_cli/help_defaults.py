@@ -17,10 +17,9 @@ def shown_default(value: Any, option: Any) -> str | None:
     """The text after `default:` for a request default; None when there is nothing to show."""
     if value is None or value == [] or value == {}:
         return None
-    if isinstance(value, bool):
-        if getattr(option, "secondary_opts", None):  # --previews/--no-previews: the flag in effect
-            return (option.opts if value else option.secondary_opts)[0]
-        return None if value is False else "on"  # a plain switch is off unless given
+    if isinstance(value, bool):  # --previews/--no-previews: the flag in effect; a plain switch is off
+        secondary = getattr(option, "secondary_opts", None)
+        return (option.opts if value else secondary)[0] if secondary else None
     if isinstance(value, (tuple, list)):
         return ",".join(str(v) for v in value)
     if isinstance(value, float):

@@ -14,7 +14,7 @@ from ..runtime.train_request import TrainRequest
 PAST, FUTURE = 3, 6  # official windows: 3 past keyframes, 6 future (3 s)
 MAX_FUTURE = 40  # --future bound: 20 s at 2 Hz
 STAGES = ("predict", "e2e", "fuse")
-DEFAULT_HORIZON = 6  # forecast keyframes: 3 s, the GenieDrive protocol
+DEFAULT_HORIZON = FUTURE  # forecast keyframes: 3 s, the GenieDrive protocol
 
 
 @dataclass
